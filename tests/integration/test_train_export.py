@@ -1,0 +1,136 @@
+"""Train a tiny model end to end, export it, and check the SavedModel against the in-memory model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tests.conftest import ROOT, tiny_config
+from training import export as exporter
+from training.data import load_table
+from training.model import serving_model
+
+
+def _raw_batch(cfg, df: pd.DataFrame) -> dict[str, tf.Tensor]:
+    """What a request holds: strings, float32 numbers and the encoded image file bytes."""
+    d = cfg.data
+    batch = {c: tf.constant(df[c].astype(str).tolist()) for c in [*d.categorical, *d.text]}
+    batch.update({c: tf.constant(df[c].to_numpy(dtype="float32")) for c in d.numeric})
+    batch[d.image] = tf.constant([Path(p).read_bytes() for p in df[d.image]])
+    return batch
+
+
+def test_reloaded_savedmodel_gives_the_same_prices_as_the_in_memory_model(tiny_trained):
+    """The parity test: training and serving share every preprocessing step."""
+    cfg, result = tiny_trained["config"], tiny_trained["result"]
+    test = load_table(cfg).part("test").head(16)
+    batch = _raw_batch(cfg, test)
+    in_memory = serving_model(cfg, result["model"])(batch)["price"].numpy()
+    served = tf.saved_model.load(str(result["path"])).signatures["serving_default"](**batch)["price"].numpy()
+    assert served.shape == (len(test),)
+    np.testing.assert_allclose(served, in_memory, rtol=1e-5)
+    assert np.all(np.isfinite(served)) and np.all(served > 0)
+
+
+def test_signature_takes_raw_named_inputs_and_returns_price(tiny_trained):
+    cfg, path = tiny_trained["config"], tiny_trained["result"]["path"]
+    sig = tf.saved_model.load(str(path)).signatures["serving_default"]
+    spec = sig.structured_input_signature[1]
+    assert set(spec) == set(cfg.feature_columns())
+    assert spec["brand"].dtype == tf.string and spec["image"].dtype == tf.string
+    assert spec["age_months"].dtype == tf.float32
+    assert set(sig.structured_outputs) >= {"price"}
+
+
+def test_unseen_categories_and_missing_numbers_still_predict(tiny_trained):
+    cfg, path = tiny_trained["config"], tiny_trained["result"]["path"]
+    row = load_table(cfg).part("test").head(1).copy()
+    batch = _raw_batch(cfg, row)
+    batch["brand"] = tf.constant(["a brand never seen"])
+    batch["age_months"] = tf.constant([np.nan], dtype=tf.float32)
+    price = tf.saved_model.load(str(path)).signatures["serving_default"](**batch)["price"].numpy()
+    assert np.isfinite(price).all() and price[0] > 0
+
+
+def test_model_card_describes_inputs_metrics_data_and_versions(tiny_trained):
+    cfg, path = tiny_trained["config"], tiny_trained["result"]["path"]
+    card = json.loads((path / "model_card.json").read_text())
+    assert card["name"] == "tiny" and card["version"] == 1 and card["currency"] == "EUR"
+    assert card["target"] == "price" and card["created"].endswith("Z")
+    by_name = {f["name"]: f for f in card["inputs"]}
+    assert list(by_name) == cfg.feature_columns()
+    assert by_name["condition"]["role"] == "categorical" and by_name["condition"]["vocabulary_size"] >= 4
+    assert set(by_name["condition"]["vocabulary"]) <= {"new_with_tags", "like_new", "good", "fair", "poor"}
+    assert by_name["age_months"]["role"] == "numeric" and by_name["age_months"]["min"] >= 0
+    assert by_name["description"]["role"] == "text" and by_name["description"]["examples"]
+    assert by_name["image"]["role"] == "image" and by_name["image"]["image_size"] == [32, 32]
+    for k in ("rmsle", "mae", "mape", "r2", "medape"):
+        assert np.isfinite(card["metrics"]["test"][k])
+    assert card["dataset"]["rows"] > 200 and len(card["dataset"]["sha256"]) == 64
+    assert card["config"]["data"]["target"] == "price"
+    assert card["versions"]["tensorflow"] == tf.__version__
+
+
+def test_export_takes_the_next_version_and_leaves_no_temporary_folder(tiny_trained, tmp_path):
+    cfg, result = tiny_trained["config"], tiny_trained["result"]
+    cfg2 = tiny_config(Path(cfg.data.table), tmp_path)
+    serving = serving_model(cfg2, result["model"])
+    first = exporter.export(cfg2, serving, {"inputs": []})
+    second = exporter.export(cfg2, serving, {"inputs": []})
+    assert (first.name, second.name) == ("1", "2")
+    assert sorted(p.name for p in first.parent.iterdir()) == ["1", "2"]
+    assert exporter.newest(first.parent) == second
+    assert json.loads((second / "model_card.json").read_text())["version"] == 2
+
+
+def test_make_predict_writes_a_price_per_row(tiny_trained, tiny_model_dir, tmp_path):
+    cfg = tiny_trained["config"]
+    table = Path(cfg.data.table)
+    out = tmp_path / "predictions.csv"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "training", "predict", "--model", str(tiny_model_dir),
+                           "--input", str(table), "--output", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    pred = pd.read_csv(out)
+    src = pd.read_csv(table)
+    assert list(pred.columns) == ["id", "price"] and len(pred) == len(src)
+    assert (pred["id"] == src["id"]).all() and (pred["price"] > 0).all()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "nope.csv"], "input table nope.csv does not exist"),
+        (["--model", "/nonexistent/models"], "no exported model versions"),
+    ],
+)
+def test_predict_errors_are_one_line(tiny_trained, tiny_model_dir, tmp_path, args, message):
+    base = {"--model": str(tiny_model_dir), "--input": tiny_trained["config"].data.table,
+            "--output": str(tmp_path / "p.csv")}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = [x for kv in base.items() for x in kv]
+    proc = subprocess.run([sys.executable, "-m", "training", "predict", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: predict:")
+    assert message in proc.stderr
+
+
+def test_train_cli_rejects_a_bad_config_with_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\ntable = "x.csv"\ntext = ["t"]\nwhat = 1\n')
+    proc = subprocess.run([sys.executable, "-m", "training", "train", "--config", str(bad)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: config: unknown key 'data.what' (known: categorical, currency, id, image, " \
+                                  "images, numeric, split, table, target, text)"

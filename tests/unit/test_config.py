@@ -1,0 +1,64 @@
+"""Config validation: unknown keys, wrong types and bad choices are one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.config import UserError, from_dict, load
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = {"data": {"table": "items.csv", "categorical": ["brand"], "target": "price"}}
+
+
+def test_shipped_configs_load():
+    syn = load(ROOT / "training/configs/synthetic.toml")
+    assert syn.name == "price" and syn.data.image == "image" and syn.train.ablations == "all"
+    assert Path(syn.data.table).is_absolute()
+    my = load(ROOT / "training/configs/myntra.toml")
+    assert my.name == "myntra" and my.data.currency == "INR" and my.data.split == "split"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({**BASE, "data": {**BASE["data"], "tabel": "x"}}, "unknown key 'data.tabel'"),
+        ({**BASE, "colour": 1}, "unknown key 'colour'"),
+        ({**BASE, "model": {"image_size": "big"}}, "model.image_size must be int"),
+        ({**BASE, "data": {**BASE["data"], "categorical": "brand"}}, "data.categorical must be a list"),
+        ({**BASE, "train": {"ablations": "some"}}, "train.ablations must be one of"),
+        ({**BASE, "train": {"bad_rows": "ignore"}}, "train.bad_rows must be one of"),
+        ({**BASE, "train": {"epochs": True}}, "train.epochs must be int"),
+        ({"data": {"categorical": ["a"]}}, "data.table is required"),
+        ({"data": {"table": "t.csv"}}, "name at least one input column"),
+        ({"data": {"table": "t.csv", "categorical": ["a"], "text": ["a"]}}, "named in more than one role"),
+        ({"data": {"table": "t.csv", "categorical": ["price"]}}, "the target 'price' is also an input"),
+        ({**BASE, "model": []}, "[model] must be a table"),
+    ],
+)
+def test_invalid_configs_name_the_problem(raw, message):
+    with pytest.raises(UserError) as e:
+        from_dict(raw)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_ints_are_accepted_for_floats_and_paths_resolve_against_the_file(tmp_path):
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text('[data]\ntable = "sub/items.csv"\ntext = ["t"]\n[train]\nlearning_rate = 1\n')
+    cfg = load(cfg_file)
+    assert cfg.train.learning_rate == 1.0 and isinstance(cfg.train.learning_rate, float)
+    assert cfg.data.table == str(tmp_path / "sub" / "items.csv")
+    assert cfg.images_root() == tmp_path / "sub"
+
+
+def test_overrides_and_missing_file(tmp_path):
+    cfg = load(ROOT / "training/configs/synthetic.toml", ["train.epochs=3", "name=other", "model.fusion_units=[8]"])
+    assert (cfg.train.epochs, cfg.name, cfg.model.fusion_units) == (3, "other", [8])
+    with pytest.raises(UserError, match="does not exist"):
+        load(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\n")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load(bad)

@@ -1,0 +1,69 @@
+"""Command line: `python -m training {train,predict,evaluate} ...` (the Makefile calls these)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s level=%(levelname)s %(name)s %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train, evaluate and export a model")
+    t.add_argument("--config", default="training/configs/synthetic.toml")
+    t.add_argument("--resume", action="store_true", help="continue the newest unfinished run")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
+    pr = sub.add_parser("predict", help="predict every row of a table")
+    pr.add_argument("--model", default="models/price", help="models/<name> (newest version) or a version folder")
+    pr.add_argument("--input", required=True)
+    pr.add_argument("--output", required=True)
+    pr.add_argument("--id", default="id", help="id column copied to the output")
+    ev = sub.add_parser("evaluate", help="score an exported model on a config's test split and write its report")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--config", default="training/configs/synthetic.toml")
+    ev.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    a = p.parse_args(argv)
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    from training.config import UserError, load
+
+    try:
+        if a.cmd == "train":
+            from training.pipeline import train_and_export
+            from training.report import print_summary
+
+            cfg = load(a.config, a.set)
+            result = train_and_export(cfg, resume=a.resume)
+            print_summary(result)
+        elif a.cmd == "predict":
+            from training.predict import predict_table
+
+            t0 = time.time()
+            n = predict_table(a.model, a.input, a.output, id_column=a.id)
+            print(f"wrote {n} predictions to {a.output} in {time.time() - t0:.1f}s")
+        elif a.cmd == "evaluate":
+            from training.evaluate import evaluate_exported
+
+            evaluate_exported(a.model, load(a.config, a.set))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

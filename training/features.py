@@ -1,0 +1,73 @@
+"""Preprocessing shared by the input pipeline and the exported model, so they cannot drift apart.
+
+`decode_image` is the one function that turns encoded image bytes into the model's pixels: the
+tf.data pipeline maps it over files while training, and the exported model runs the same function
+inside its `DecodeImage` layer on the bytes a request carries.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def decode_image(data: tf.Tensor, size: int) -> tf.Tensor:
+    """Encoded JPEG/PNG/GIF/BMP bytes (a scalar tf.string) -> uint8 [size, size, 3] pixels.
+
+    uint8 keeps the training pipeline's cache small; the image encoder rescales to [-1, 1].
+    """
+    img = tf.io.decode_image(data, channels=3, expand_animations=False)
+    img = tf.image.resize(img, (size, size), method="bilinear", antialias=True)
+    img = tf.saturate_cast(tf.round(img), tf.uint8)
+    img.set_shape((size, size, 3))
+    return img
+
+
+@keras.saving.register_keras_serializable(package="price")
+class DecodeImage(keras.layers.Layer):
+    """A batch of encoded image files (tf.string [batch]) -> uint8 [batch, size, size, 3]."""
+
+    def __init__(self, size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
+
+    def call(self, data):
+        return tf.map_fn(lambda b: decode_image(b, self.size), data,
+                         fn_output_signature=tf.TensorSpec((self.size, self.size, 3), tf.uint8))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.size, self.size, 3)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+@keras.saving.register_keras_serializable(package="price")
+class FillMissing(keras.layers.Layer):
+    """Non-finite numbers (missing values) -> the training mean, plus a 0/1 'was missing' flag."""
+
+    def __init__(self, mean: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = float(mean)
+
+    def call(self, x):
+        x = tf.reshape(tf.cast(x, tf.float32), (-1, 1))
+        ok = tf.math.is_finite(x)
+        return tf.concat([tf.where(ok, x, self.mean), 1.0 - tf.cast(ok, tf.float32)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean}
+
+
+@keras.saving.register_keras_serializable(package="price")
+class ExpPrice(keras.layers.Layer):
+    """Log price -> price, the exported signature's output."""
+
+    def call(self, x):
+        return tf.exp(tf.reshape(x, (-1,)))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],)
