@@ -7,9 +7,13 @@ DEFAULT_CONFIG := training/configs/synthetic.toml
 CONFIG ?= $(DEFAULT_CONFIG)
 MODEL ?= models/price
 SYNTHETIC_N ?= 20000
+MODEL_DIR ?= models/price
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv data train predict evaluate test test-fast lint format clean
+.PHONY: help venv data train predict evaluate test lint format clean serve browser-deps
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -39,8 +43,17 @@ predict: $(VENV)/.installed  ## MODEL=models/price INPUT=items.csv OUTPUT=predic
 evaluate: $(VENV)/.installed  ## MODEL=models/price/1 CONFIG=...: score an exported model, write its report
 	$(PY) -m training evaluate --model $(MODEL) --config $(CONFIG)
 
-test: $(VENV)/.installed  ## the whole test suite
+test: $(VENV)/.installed browser-deps  ## the whole test suite
 	$(PY) -m pytest -q tests
+
+serve: $(VENV)/.installed  ## run the prediction service on MODEL_DIR (default models/price), HOST:PORT
+	MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) -m service
+
+browser-deps:  ## Debian's chromium + chromium-driver, for the browser test of the sellers' page
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; else \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	fi
 
 lint: $(VENV)/.installed  ## ruff
 	$(PY) -m ruff check training service tests

@@ -1,0 +1,1 @@
+"""HTTP prediction service over the exported price SavedModel (see docs/contract.md)."""

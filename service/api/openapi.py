@@ -1,0 +1,94 @@
+"""OpenAPI document whose request schemas and examples come from the served model's card.
+
+The prediction routes read their bodies themselves (the schema is only known once a model is
+loaded), so their request bodies are filled in here, and the document is rebuilt after a swap.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from service.schemas import ModelSchema
+
+DESCRIPTION = """Suggests a price for a second-hand item from its details and a photo.
+
+The request fields are the served model's inputs (see `GET /v1/model`); the schemas below are
+those of the model loaded when this page was generated. Errors are JSON with a readable `detail`
+naming the field. When the service runs with `API_KEY`, `/v1/*` needs
+`Authorization: Bearer <API_KEY>`.
+"""
+
+
+def _schema_with_defs(model: type, components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[schema.get("title", model.__name__)] = schema
+    return {"$ref": f"#/components/schemas/{schema.get('title', model.__name__)}"}
+
+
+def _fill(document: dict[str, Any], schema: ModelSchema) -> None:
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    example = schema.example_item()
+    paths = document.get("paths", {})
+
+    item_ref = _schema_with_defs(schema.item_model, components)
+    batch_ref = _schema_with_defs(schema.batch_model, components)
+    form_schema = copy.deepcopy(schema.form_model.model_json_schema(by_alias=True))
+    form_schema.pop("title", None)
+    for spec in schema.image_inputs:
+        form_schema.setdefault("properties", {})[spec.name] = {
+            "type": "string",
+            "format": "binary",
+            "description": "The photo file (JPEG, PNG, WebP or GIF).",
+        }
+        form_schema.setdefault("required", []).append(spec.name)
+
+    bodies = {
+        "/v1/predict": {
+            "application/json": {
+                "schema": item_ref,
+                "examples": {"item": {"summary": "One item", "value": example}},
+            }
+        },
+        "/v1/predict/batch": {
+            "application/json": {
+                "schema": batch_ref,
+                "examples": {"two": {"summary": "Two items", "value": {"items": [example] * 2}}},
+            }
+        },
+        "/v1/predict/upload": {"multipart/form-data": {"schema": form_schema}},
+    }
+    for path, content in bodies.items():
+        operation = paths.get(path, {}).get("post")
+        if operation is not None:
+            operation["requestBody"] = {"required": True, "content": content}
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Replace ``app.openapi`` by a version that follows the served model."""
+
+    def openapi() -> dict[str, Any]:
+        model = app.state.service.registry.current
+        key = model.version if model is not None else None
+        cached = getattr(app.state, "openapi_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=DESCRIPTION,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        if model is not None:
+            _fill(document, model.schema)
+            document["info"]["x-model-version"] = str(model.version)
+        app.state.openapi_cache = (key, document)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

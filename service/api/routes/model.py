@@ -1,0 +1,39 @@
+"""GET /v1/model: the served model card."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from service.api.deps import ModelDep, require_api_key
+from service.api.routes.predict import ERRORS
+
+router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)])
+
+
+@router.get(
+    "/model",
+    summary="The served model card",
+    responses={k: ERRORS[k] for k in (401, 503)},
+    response_description="The model card as exported (docs/contract.md) plus a `served` block.",
+)
+async def model_card(model: ModelDep) -> dict[str, Any]:
+    """Version, input schema (with the accepted range of each numeric input), metrics, created
+    time, as written by the exporter; `served` says which folder answers and since when."""
+    card = dict(model.card)
+    card["inputs"] = [
+        dict(entry, accepted_range=list(spec.accepted_range))
+        if isinstance(entry, dict)
+        and (spec := model.schema.spec(entry.get("name"))) is not None
+        and spec.accepted_range is not None
+        else entry
+        for entry in card.get("inputs", [])
+    ]
+    card["served"] = {
+        "version": str(model.version),
+        "path": str(model.path),
+        "loaded_at": model.loaded_at,
+        "currency": model.schema.currency,
+    }
+    return card
