@@ -13,7 +13,7 @@ PORT ?= 8000
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv data train predict evaluate test lint format clean serve browser-deps
+.PHONY: help venv data train predict evaluate test lint format clean serve browser-deps docker-build docker-run container-test container-tools container-model
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -54,6 +54,23 @@ browser-deps:  ## Debian's chromium + chromium-driver, for the browser test of t
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 	fi
+
+IMAGE ?= price-service:latest
+
+container-tools:  ## podman, runc and debootstrap (Debian) when no Docker engine answers
+	@docker info >/dev/null 2>&1 || { command -v podman && command -v runc && command -v debootstrap; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap; }
+
+docker-build: container-tools  ## build the image IMAGE (BAKE=price bakes models/price in)
+	python3 deploy/container/ctl.py build --tag $(IMAGE) $(if $(BAKE),--model $(BAKE),)
+
+docker-run: container-tools  ## run IMAGE on 127.0.0.1:PORT with MODEL mounted read-only
+	python3 deploy/container/ctl.py run --tag $(IMAGE) --model-dir $(MODEL) --port $(PORT)
+
+container-model:  # stops with "run `make train` first" when MODEL holds no exported version
+	@python3 deploy/container/ctl.py model --model-dir $(MODEL) >/dev/null
+
+container-test: container-model container-tools $(VENV)/.installed  ## build the image, run it and check it from outside
+	$(PY) deploy/container/container_test.py --model-dir $(MODEL) --tag $(IMAGE)
 
 lint: $(VENV)/.installed  ## ruff
 	$(PY) -m ruff check training service tests
