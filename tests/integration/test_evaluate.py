@@ -1,0 +1,157 @@
+"""End to end: a tiny run with single-modality ablations and baselines writes a complete report,
+and `evaluate_exported` scores the exported model again through its serving signature."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiny_config
+from training.evaluate import evaluate_exported, plan_ablations
+from training.report import print_summary
+
+MODELS = {"full", "metadata-only", "text-only", "image-only", "baseline-mean", "baseline-ridge", "baseline-hgb"}
+METRICS = {"rmsle", "mae", "mape", "medape", "r2", "within_20pct", "n"}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_dataset, tmp_path_factory):
+    """Train the tiny model with ablations "single" and the baselines, export it."""
+    from training.pipeline import train_and_export
+
+    work = tmp_path_factory.mktemp("evaluate")
+    cfg = tiny_config(tiny_dataset, work / "models", ablations="single")
+    cfg.train.baselines = True
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        result = train_and_export(cfg)
+    finally:
+        os.chdir(cwd)
+    version = Path(result["path"])
+    return {"cfg": cfg, "result": result, "version": version, "work": work,
+            "doc": json.loads((version / "evaluation.json").read_text()),
+            "html": (version / "report.html").read_text()}
+
+
+def _finite(m: dict) -> bool:
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in m.values())
+
+
+def test_evaluation_json_scores_every_model_on_the_same_test_rows(run):
+    doc = run["doc"]
+    models = doc["models"]
+    assert set(models) == MODELS
+    n_test = doc["dataset"]["splits"]["test"]
+    assert n_test > 0
+    for name, entry in models.items():
+        assert set(entry["test"]) == METRICS, name
+        assert _finite(entry["test"]), (name, entry["test"])
+        assert entry["test"]["n"] == n_test, name
+        assert entry["test"]["rmsle"] > 0 and 0 <= entry["test"]["within_20pct"] <= 1
+    assert {models[k]["kind"] for k in models} == {"model", "ablation", "baseline"}
+    assert models["image-only"]["modalities"] == ["image"]
+    assert models["full"]["modalities"] == ["metadata", "text", "image"]
+    # the full model's figures are the ones the pipeline put on the model card
+    card = json.loads((run["version"] / "model_card.json").read_text())
+    assert card["metrics"]["test"]["rmsle"] == pytest.approx(models["full"]["test"]["rmsle"])
+    assert card["report"] == "report.html" and card["evaluation"] == "evaluation.json"
+
+
+def test_baselines_record_a_validation_choice(run):
+    models = run["doc"]["models"]
+    ridge = models["baseline-ridge"]
+    chosen = min(ridge["grid"], key=lambda g: g["valid_rmsle"])
+    assert ridge["params"]["alpha"] == chosen["alpha"]
+    assert ridge["valid"]["rmsle"] == pytest.approx(chosen["valid_rmsle"], rel=1e-6)
+    hgb = models["baseline-hgb"]
+    assert hgb["params"]["rounds"] >= 1 and len(hgb["grid"]) >= 2
+    # the mean baseline predicts one price for every listing: R2 on price can't be much above 0
+    assert models["baseline-mean"]["test"]["r2"] <= 0.05
+
+
+def test_histories_and_checks_are_recorded(run):
+    doc = run["doc"]
+    for name in ("full", "metadata-only", "text-only", "image-only"):
+        h = doc["models"][name]["history"]
+        assert len(h["loss"]) == len(h["rmsle"]) == len(h["val_rmsle"]) == run["cfg"].train.epochs
+        assert all(math.isfinite(v) for v in h["val_rmsle"])
+    checks = doc["checks"]
+    assert checks["best_baseline"] in MODELS and checks["best_single"].endswith("-only")
+    full = doc["models"]["full"]["test"]["rmsle"]
+    assert checks["full_over_best_single"] == pytest.approx(full / checks["best_single_rmsle"])
+    cat = doc["by_category"]
+    assert cat["column"] == "brand" and 0 < cat["shown"] <= 12
+    assert sum(r["n"] for r in cat["rows"]) <= doc["dataset"]["splits"]["test"]
+    assert all(math.isfinite(r["full"]) for r in cat["rows"])
+    assert doc["dataset"]["sha256"] and doc["config"]["train"]["ablations"] == "single"
+
+
+def test_report_html_is_self_contained_with_every_plot(run):
+    html = run["html"]
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
+    assert len(images) == 5  # bars, predicted vs true, residuals, by category, learning curves
+    for b64 in images:
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "nothing to plot" not in html
+    assert not re.search(r"(src|href)=['\"](?!data:)", html)  # nothing fetched from elsewhere
+    for name in MODELS:
+        assert f">{name}<" in html
+    assert run["doc"]["dataset"]["sha256"] in html
+    assert "Learning curves" in html and "Error by brand" in html
+
+
+def test_training_summary_prints_every_model(run, capsys):
+    print_summary(run["result"])
+    out = capsys.readouterr().out
+    assert str(run["version"]) in out and "report.html" in out
+    rows = {line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in MODELS}
+    assert rows == MODELS
+    assert "best single modality" in out and "baseline" in out
+
+
+def test_evaluate_exported_rescores_through_the_serving_signature(run, tmp_path):
+    version = tmp_path / "1"
+    shutil.copytree(run["version"], version)
+    before = json.loads((version / "evaluation.json").read_text())
+    result = evaluate_exported(version, run["cfg"])
+    doc = json.loads((version / "evaluation.json").read_text())
+    assert doc["source"] == "evaluate" and doc["model"]["version"] == 1
+    assert set(doc["models"]) == {"full", "baseline-mean", "baseline-ridge", "baseline-hgb"}
+    # same rows, same model: the SavedModel on raw bytes agrees with the in-memory model
+    assert doc["models"]["full"]["test"]["rmsle"] == pytest.approx(before["models"]["full"]["test"]["rmsle"], abs=1e-4)
+    for name in ("baseline-mean", "baseline-ridge", "baseline-hgb"):  # same split, same choice, same figures
+        assert doc["models"][name]["test"]["rmsle"] == pytest.approx(before["models"][name]["test"]["rmsle"], rel=1e-6)
+    assert doc["models"]["full"]["history"]["loss"]  # learning curves carried over from training
+    assert json.loads((version / "evaluation-train.json").read_text()) == before
+    assert (version / "report-train.html").exists()
+    html = (version / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 5 and "scored again" in html
+    card = json.loads((version / "model_card.json").read_text())
+    assert card["report"] == "report.html"
+    assert card["last_evaluation"]["test"]["rmsle"] == pytest.approx(result["metrics"]["rmsle"])
+    assert not list(version.glob(".*tmp*"))
+
+
+def test_ablation_plan_follows_the_config_and_skips_missing_modalities(run):
+    cfg = run["cfg"]
+    names = {}
+    for mode in ("none", "single", "leave-one-out", "all"):
+        cfg.train.ablations = mode
+        names[mode] = [n for n, _ in plan_ablations(cfg)]
+    cfg.train.ablations = "single"
+    assert names["none"] == []
+    assert names["single"] == ["metadata-only", "text-only", "image-only"]
+    assert names["leave-one-out"] == ["no-metadata", "no-text", "no-image"]
+    assert names["all"] == names["single"] + names["leave-one-out"]
+    no_photo = tiny_config(cfg.table_path(), run["work"], ablations="all")
+    no_photo.data.image = ""
+    # with two modalities, leaving one out is the other one alone: trained once
+    assert plan_ablations(no_photo) == [("metadata-only", ("metadata",)), ("text-only", ("text",))]
