@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {n} predictions to {a.output} in {time.time() - t0:.1f}s")
         elif a.cmd == "evaluate":
             from training.evaluate import evaluate_exported
+            from training.report import print_summary
 
-            evaluate_exported(a.model, load(a.config, a.set))
+            print_summary(evaluate_exported(a.model, load(a.config, a.set)))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

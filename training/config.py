@@ -53,11 +53,11 @@ class ModelConfig:
     metadata_units: int = opt(64, "width of the metadata branch's output")
     text_max_tokens: int = opt(20000, "vocabulary size of each text column (words and bigrams)")
     text_ngrams: int = opt(2, "longest n-gram of the text vectoriser")
-    text_mode: str = opt("tf_idf", "text representation: tf_idf or multi_hot")
+    text_mode: str = opt("binary_idf", "text representation: binary_idf (0/1 times idf), tf_idf (counts times idf) or multi_hot")
     text_units: int = opt(96, "width of the text branch's output")
     fusion_units: list[int] = opt([256, 64], "widths of the price head's hidden layers")
     dropout: float = opt(0.2, "dropout rate in the branches and the head")
-    branch_dropout: float = opt(0.0, "probability of hiding a whole branch per example while training")
+    wide_init: str = opt("ridge", "wide path: ridge (solved in closed form, then frozen) or sgd (trained with the rest)")
     backbone_weights: str = opt("", "optional local .weights.h5 file of a keras.applications MobileNetV3Small")
 
 
@@ -75,6 +75,7 @@ class TrainConfig:
     max_rows: int = opt(0, "use only the first N rows of the table (0: all)")
     ablations: str = opt("none", "extra models for the evaluation: none, single, leave-one-out or all")
     baselines: bool = opt(True, "train scikit-learn baselines in the same run")
+    report_category: str = opt("", "categorical column whose largest values the report breaks errors down by (default: the first)")
     shuffle_buffer: int = opt(8192, "size of the training shuffle buffer")
 
 
@@ -107,7 +108,8 @@ class Config:
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 CHOICES = {
-    ("model", "text_mode"): {"tf_idf", "multi_hot"},
+    ("model", "text_mode"): {"tf_idf", "multi_hot", "binary_idf"},
+    ("model", "wide_init"): {"ridge", "sgd"},
     ("train", "bad_rows"): {"skip", "fail"},
     ("train", "ablations"): {"none", "single", "leave-one-out", "all"},
 }

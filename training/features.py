@@ -71,3 +71,26 @@ class ExpPrice(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],)
+
+
+@keras.saving.register_keras_serializable(package="price")
+class IdfWeight(keras.layers.Layer):
+    """A 0/1 bag of n-grams times each n-gram's idf: tf-idf with binary term frequency.
+
+    Binary tf behaves like scikit-learn's sublinear tf on long, repetitive descriptions, where raw
+    counts (Keras' own "tf_idf" mode) let one repeated word dominate the row.
+    """
+
+    def __init__(self, idf, **kwargs):
+        super().__init__(**kwargs)
+        self.idf = [float(v) for v in idf]
+        self._idf = tf.constant(self.idf, dtype=tf.float32)
+
+    def call(self, x):
+        return tf.cast(x, tf.float32) * self._idf
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "idf": self.idf}

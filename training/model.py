@@ -18,7 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from training.config import Config
-from training.features import DecodeImage, ExpPrice, FillMissing
+from training.features import DecodeImage, ExpPrice, FillMissing, IdfWeight
 
 MODALITIES = ("metadata", "text", "image")
 
@@ -127,11 +127,15 @@ def build_text_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
     for c in d.text:
         vocab = pre.text_vocab[c] or ["<none>"]
         idf = pre.text_idf.get(c) if pre.text_vocab[c] else np.ones(1)
+        mode = "multi_hot" if m.text_mode == "binary_idf" else m.text_mode
         tv = keras.layers.TextVectorization(max_tokens=m.text_max_tokens, ngrams=m.text_ngrams,
-                                            output_mode=m.text_mode, vocabulary=vocab,
-                                            idf_weights=idf if m.text_mode == "tf_idf" else None,
+                                            output_mode=mode, vocabulary=vocab,
+                                            idf_weights=idf if mode == "tf_idf" else None,
                                             name=f"{c}_vectorizer")
-        bag = keras.layers.UnitNormalization(name=f"{c}_unit")(tv(inputs[c]))
+        bag = tv(inputs[c])
+        if m.text_mode == "binary_idf":  # OOV slot first, weighted by the mean idf as Keras does
+            bag = IdfWeight([float(np.mean(idf))] + list(map(float, idf)), name=f"{c}_idf")(bag)
+        bag = keras.layers.UnitNormalization(name=f"{c}_unit")(bag)
         x = keras.layers.Dropout(m.dropout / 2)(bag)
         parts.append(keras.layers.Dense(m.text_units, activation="gelu", name=f"{c}_dense")(x))
         # the wide path: a linear model on the bag of n-grams (what Ridge on tf-idf does so well)

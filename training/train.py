@@ -21,6 +21,7 @@ import pandas as pd
 from training.config import Config
 from training.data import make_dataset
 from training.model import MODALITIES, Preprocessing, build_model
+from training.wide import init_wide_from_ridge
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessin
     keras.utils.set_random_seed(t.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(cfg, pre, modalities)
+    if cfg.model.wide_init == "ridge":
+        wide = init_wide_from_ridge(model, cfg, train, valid)
+        if wide is not None:  # the deep branches learn the out-of-fold residual (training/wide.py)
+            train = train.assign(**{cfg.data.target: train[cfg.data.target] * np.exp(wide["train_shift"])})
     steps = math.ceil(len(train) / t.batch_size)
     compile_model(cfg, model, steps)
     cols = list(model.input)
