@@ -55,6 +55,7 @@ class ModelConfig:
     text_ngrams: int = opt(2, "longest n-gram of the text vectoriser")
     text_mode: str = opt("binary_idf", "text representation: binary_idf (0/1 times idf), tf_idf (counts times idf) or multi_hot")
     text_units: int = opt(96, "width of the text branch's output")
+    text_deep_tokens: int = opt(0, "n-grams per text column the deep path sees (most frequent first; 0: all); the wide path sees all")
     fusion_units: list[int] = opt([256, 64], "widths of the price head's hidden layers")
     dropout: float = opt(0.2, "dropout rate in the branches and the head")
     wide_init: str = opt("ridge", "wide path: ridge (solved in closed form, then frozen) or sgd (trained with the rest)")

@@ -94,3 +94,21 @@ class IdfWeight(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "idf": self.idf}
+
+
+@keras.saving.register_keras_serializable(package="price")
+class FirstColumns(keras.layers.Layer):
+    """The first `k` columns of a bag of n-grams: its `k - 1` most frequent n-grams and the OOV slot."""
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.k = int(k)
+
+    def call(self, x):
+        return x[:, : self.k]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], min(self.k, input_shape[1]) if input_shape[1] else self.k)
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}

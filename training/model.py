@@ -18,7 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from training.config import Config
-from training.features import DecodeImage, ExpPrice, FillMissing, IdfWeight
+from training.features import DecodeImage, ExpPrice, FillMissing, FirstColumns, IdfWeight
 
 MODALITIES = ("metadata", "text", "image")
 
@@ -136,7 +136,10 @@ def build_text_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
         if m.text_mode == "binary_idf":  # OOV slot first, weighted by the mean idf as Keras does
             bag = IdfWeight([float(np.mean(idf))] + list(map(float, idf)), name=f"{c}_idf")(bag)
         bag = keras.layers.UnitNormalization(name=f"{c}_unit")(bag)
-        x = keras.layers.Dropout(m.dropout / 2)(bag)
+        x = bag
+        if 0 < m.text_deep_tokens < len(vocab):  # the deep path sees only the most frequent n-grams
+            x = FirstColumns(m.text_deep_tokens + 1, name=f"{c}_frequent")(x)
+        x = keras.layers.Dropout(m.dropout / 2)(x)
         parts.append(keras.layers.Dense(m.text_units, activation="gelu", name=f"{c}_dense")(x))
         # the wide path: a linear model on the bag of n-grams (what Ridge on tf-idf does so well)
         wide.append(keras.layers.Dense(1, kernel_initializer="zeros", use_bias=False, name=f"{c}_wide")(bag))
