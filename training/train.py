@@ -77,12 +77,12 @@ def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessin
     train_ds = make_dataset(cfg, train, training=True, **args, cache=_cache(cfg, cols, cache, "train"))
     valid_ds = make_dataset(cfg, valid, training=False, **args, cache=_cache(cfg, cols, cache, "valid"))
     (run_dir / "checkpoints").mkdir(exist_ok=True)
-    callbacks = [
+    callbacks = [  # the history row first: an epoch that is backed up is always in history.csv
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
                                         save_weights_only=True),
         keras.callbacks.EarlyStopping("val_rmsle", patience=t.patience, restore_best_weights=True),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
         EpochLog(label, t.epochs),
     ]
