@@ -26,10 +26,10 @@ def test_killed_run_resumes_from_its_last_epoch_and_exports(tiny_dataset, tmp_pa
     models = tmp_path / "models"
     first = subprocess.Popen(_cmd(tiny_dataset, models), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
+    deadline = time.time() + 900  # generous: CI machines are shared and TensorFlow starts slowly
     while not list(tmp_path.glob("runs/resumed/*/full/checkpoints/epoch-002.weights.h5")):
         assert first.poll() is None, first.stdout.read()
-        assert time.time() < deadline, "no checkpoint within 240 s"
+        assert time.time() < deadline, "no checkpoint within 900 s"
         time.sleep(0.2)
     first.send_signal(signal.SIGKILL)
     first.wait()
