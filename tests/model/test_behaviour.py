@@ -76,9 +76,3 @@ def test_material_and_flaws_in_the_text_move_the_price(model):
     base = _price(model, items)
     assert np.mean(_price(model, leather) > base) >= 0.8
     assert np.mean(_price(model, holed) < base) >= 0.8
-
-
-def test_stains_in_the_photo_lower_the_price(model):
-    items = _items()
-    clean, stained = _price(model, items), _price(model, items, _stains=3)
-    assert np.mean(np.log(stained) - np.log(clean)) < -0.05
