@@ -88,7 +88,7 @@ def test_histories_and_checks_are_recorded(run):
     full = doc["models"]["full"]["test"]["rmsle"]
     assert checks["full_over_best_single"] == pytest.approx(full / checks["best_single_rmsle"])
     cat = doc["by_category"]
-    assert cat["column"] == "brand" and 0 < cat["shown"] <= 12
+    assert cat["column"] == "category" and 0 < cat["shown"] <= 12  # the synthetic config's report_category
     assert sum(r["n"] for r in cat["rows"]) <= doc["dataset"]["splits"]["test"]
     assert all(math.isfinite(r["full"]) for r in cat["rows"])
     assert doc["dataset"]["sha256"] and doc["config"]["train"]["ablations"] == "single"
