@@ -105,7 +105,7 @@ def test_report_html_is_self_contained_with_every_plot(run):
     for name in MODELS:
         assert f">{name}<" in html
     assert run["doc"]["dataset"]["sha256"] in html
-    assert "Learning curves" in html and "Error by brand" in html
+    assert "Learning curves" in html and "Error by category" in html
 
 
 def test_training_summary_prints_every_model(run, capsys):
