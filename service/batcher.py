@@ -49,6 +49,16 @@ class _Job:
     enqueued: float
 
 
+def _op_error_text(exc: BaseException) -> str:
+    """The readable part of a TensorFlow op error ("Invalid PNG data, size 259"): the line before
+    the ``[[{{node ...}}]]`` marker; its first line ("Graph execution error:") says nothing."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if line.startswith("[[") and index > 0:
+            return lines[index - 1][:300]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
 def run_model(model: LoadedModel, rows: Sequence[Mapping[str, Any]], metrics: Metrics) -> list[Outcome]:
     """Call the model once on ``rows``; if that fails, call it row by row so that one bad row
     fails alone. Blocking: runs in a worker thread."""
@@ -59,8 +69,7 @@ def run_model(model: LoadedModel, rows: Sequence[Mapping[str, Any]], metrics: Me
         if len(rows) > 1:
             return [out for row in rows for out in run_model(model, [row], metrics)]
         if type(exc).__name__ in _ROW_ERROR_NAMES:
-            message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            return [Outcome(None, RowError(message or type(exc).__name__), 1)]
+            return [Outcome(None, RowError(_op_error_text(exc)), 1)]
         logger.exception("event=model_call_failed version=%s rows=1", model.version)
         return [Outcome(None, exc, 1)]
     finally:

@@ -161,6 +161,16 @@ def _bomb(exc: Exception, max_pixels: int) -> ImageError:
     return ImageError(413, f"image has {count} pixels, over the limit of {max_pixels} (MAX_IMAGE_PIXELS)")
 
 
+def _load(image: Image.Image, max_pixels: int) -> None:
+    """Decode the pixels (a no-op once done); raises ImageError for corrupt data."""
+    try:
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise _bomb(exc, max_pixels) from exc
+    except Exception as exc:  # truncated or corrupt data: OSError, SyntaxError, ...
+        raise ImageError(422, f"image is truncated or corrupt ({exc})") from exc
+
+
 def prepare_image(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedImage:
     """Check an encoded image and return the bytes to give the model.
 
@@ -199,6 +209,10 @@ def prepare_image(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedIm
                 f"{max_pixels} (MAX_IMAGE_PIXELS)",
             )
         source_format = image.format or "unknown"
+        if source_format != "JPEG":
+            # Reading the EXIF of a PNG/WebP/GIF decodes the pixels, and _orientation hides any
+            # error: decode first, so that corrupt data is refused here and never passed through.
+            _load(image, max_pixels)
         orientation = _orientation(image)
         plain = (
             image.mode == "RGB"
@@ -209,12 +223,7 @@ def prepare_image(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedIm
             # Only checked, not used: decoding at 1/8 scale still reads the whole stream
             # (a truncated file still fails) and is about 3x faster on a phone photo.
             image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-        try:
-            image.load()
-        except Image.DecompressionBombError as exc:
-            raise _bomb(exc, max_pixels) from exc
-        except Exception as exc:  # truncated or corrupt data: OSError, SyntaxError, ...
-            raise ImageError(422, f"image is truncated or corrupt ({exc})") from exc
+        _load(image, max_pixels)
         if plain:
             return PreparedImage(data, source_format, width, height, passthrough=True)
         try:

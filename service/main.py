@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service.api.deps import ServiceState
 from service.api.errors import install_error_handlers
@@ -73,6 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, service=service)
+    if settings.cors_origin_list:  # off unless CORS_ORIGINS names the sites allowed to call us
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     app.include_router(predict.router)
     app.include_router(model.router)
     app.include_router(health.router)

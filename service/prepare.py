@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json
 
 from service.images import ImageError, decode_base64_image, prepare_image
-from service.schemas import InputError, ModelSchema, worst_status
+from service.schemas import MAX_REPORTED_ERRORS, InputError, ModelSchema, worst_status
 from service.settings import Settings
-
-MAX_REPORTED_ERRORS = 50
 
 
 @dataclass
@@ -57,12 +56,32 @@ def _raise(errors: list[tuple[int, dict[str, Any]]]) -> None:
         )
 
 
+def _parse_json(body: bytes) -> Any:
+    """Parse a body with pydantic's own JSON parser (NaN and Infinity are parsed, then refused by
+    the models as non-finite numbers naming the field)."""
+    try:
+        return from_json(body)
+    except ValueError as exc:
+        raise InputError.single(422, [], f"body is not valid JSON ({exc})", "json_invalid") from None
+
+
+def _check_field_count(schema: ModelSchema, value: Any, loc: Sequence[str | int]) -> None:
+    """Refuse at once an object with far more fields than the model has inputs: validating a
+    million unknown fields one by one costs seconds of CPU and a huge error list."""
+    limit = len(schema.inputs) + MAX_REPORTED_ERRORS
+    if isinstance(value, dict) and len(value) > limit:
+        msg = f"has {len(value)} fields; this model's inputs are: " + ", ".join(schema.names)
+        raise InputError.single(422, loc, msg, "too_many_fields")
+
+
 def prepare_json(schema: ModelSchema, body: bytes, settings: Settings) -> PreparedRow:
     """A /v1/predict body -> one row. Raises InputError (422/413/415)."""
     if not body:
         raise InputError.single(422, [], "body is empty; send a JSON object", "missing")
+    value = _parse_json(body)
+    _check_field_count(schema, value, [])
     try:
-        item = schema.item_model.model_validate_json(body)
+        item = schema.item_model.model_validate(value)
     except ValidationError as exc:
         raise schema.validation_error(exc) from None
     row = _row_from_model(item)
@@ -77,8 +96,14 @@ def prepare_batch(schema: ModelSchema, body: bytes, settings: Settings) -> list[
     """A /v1/predict/batch body -> rows in order. Errors name the item index and field."""
     if not body:
         raise InputError.single(422, [], 'body is empty; send {"items": [...]}', "missing")
+    value = _parse_json(body)
+    _check_field_count(schema, value, [])
+    items = value.get("items") if isinstance(value, dict) else None
+    if isinstance(items, list):
+        for index, item in enumerate(items[: settings.max_batch_items]):
+            _check_field_count(schema, item, ["items", index])
     try:
-        batch = schema.batch_model.model_validate_json(body)
+        batch = schema.batch_model.model_validate(value)
     except ValidationError as exc:
         raise schema.validation_error(exc) from None
     errors: list[tuple[int, dict[str, Any]]] = []

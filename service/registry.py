@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from service.explain import Occlusion, PriceRange, parse_occlusion, parse_range
 from service.metrics import Metrics
 from service.schemas import CardError, Limits, ModelSchema, parse_inputs
 from service.settings import Settings
@@ -50,6 +51,8 @@ class LoadedModel:
     output: str
     saved_model: Any = None  # the loaded object; keeps the signature's variables alive
     loaded_at: float = field(default_factory=time.time)
+    price_range: PriceRange | None = None  # the card's calibrated range (None: an older card)
+    occlusion: Occlusion | None = None  # neutral inputs for the contributions (None: an older card)
 
     @property
     def name(self) -> str:
@@ -158,7 +161,38 @@ def load_version(path: Path, version: int, settings: Settings) -> LoadedModel:
 
     model = LoadedModel(version, path, card, schema, signature, output, saved_model=loaded)
     warm_up(model, settings.warmup_runs)
+    _attach_explanations(model)
     return model
+
+
+def _attach_explanations(model: LoadedModel) -> None:
+    """Read the card's range and occlusion baseline; a card without them (or with a broken one)
+    still serves, without them, after a warning."""
+    missing = []
+    try:
+        model.price_range = parse_range(model.card)
+    except CardError as exc:
+        logger.warning("event=range_disabled version=%s reason=%s", model.version, exc)
+    try:
+        occlusion = parse_occlusion(model.card, model.schema.inputs)
+        if occlusion is not None:  # the baseline must price too (e.g. its photo must decode)
+            prices = model.predict(occlusion.rows(model.schema.example_item(image_bytes=True)))
+            if not all(math.isfinite(p) for p in prices):
+                raise CardError(f"a neutral copy gave a non-finite price: {prices.tolist()}")
+        model.occlusion = occlusion
+    except Exception as exc:  # noqa: BLE001  # any failure only turns the contributions off
+        logger.warning("event=contributions_disabled version=%s reason=%s", model.version, str(exc)[:300])
+    if "interval" not in model.card:
+        missing.append("interval")
+    if "explain" not in model.card:
+        missing.append("explain")
+    if missing:
+        logger.warning(
+            "event=model_card_without version=%s fields=%s detail=served without %s",
+            model.version,
+            ",".join(missing),
+            " and ".join({"interval": "a price range", "explain": "contributions"}[m] for m in missing),
+        )
 
 
 def warm_up(model: LoadedModel, runs: int) -> None:

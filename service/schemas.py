@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 ROLES = ("categorical", "numeric", "text", "image")
+MAX_REPORTED_ERRORS = 50  # an answer lists at most this many errors (a body can hold millions)
 _STRING_DTYPES = {"categorical": "string", "text": "string", "image": "string"}
 
 
@@ -253,7 +254,7 @@ class ModelSchema:
     def spec(self, name: str) -> InputSpec | None:
         return next((s for s in self.inputs if s.name == name), None)
 
-    def _field(self, spec: InputSpec) -> tuple[Any, Any]:
+    def _field(self, spec: InputSpec, strict_numbers: bool) -> tuple[Any, Any]:
         limits = self.limits
         if spec.role == "numeric":
             bounds = spec.accepted_range
@@ -268,6 +269,7 @@ class ModelSchema:
                     Field(
                         alias=spec.name,
                         allow_inf_nan=False,
+                        strict=strict_numbers,
                         ge=bounds[0] if bounds else None,
                         le=bounds[1] if bounds else None,
                         description=f"Numeric input (a finite number).{seen}",
@@ -309,7 +311,8 @@ class ModelSchema:
             if spec.role == "image" and not with_images:
                 continue
             # Python names are placeholders; clients use the aliases (the input names).
-            fields[f"f{index}"] = self._field(spec)
+            # JSON numbers must be numbers (not true/false or "12"); form fields are text.
+            fields[f"f{index}"] = self._field(spec, strict_numbers=with_images)
         return create_model(
             model_name,
             __config__=ConfigDict(extra="forbid", json_schema_extra={"example": self.example_item()}),
@@ -347,7 +350,7 @@ class ModelSchema:
     def validation_error(self, exc: ValidationError, prefix: Sequence[str | int] = ()) -> InputError:
         """A pydantic ValidationError as an InputError with readable messages."""
         errors = []
-        for error in exc.errors(include_url=False, include_input=False):
+        for error in exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_ERRORS]:
             loc = [*prefix, *error["loc"]]
             errors.append({"loc": loc, "msg": self._message(error), "type": error["type"]})
         return InputError(422, errors)
@@ -389,6 +392,53 @@ class ModelSchema:
 # --------------------------------------------------------------------------- responses
 
 
+class PriceRangeOut(BaseModel):
+    """A calibrated range around the price: on held-out data, a share ``level`` of true prices
+    fell inside it (split conformal calibration, see the model card's ``interval``)."""
+
+    low: float = Field(description="Lower end, rounded to cents; never above the price.", examples=[35.2])
+    high: float = Field(description="Upper end, rounded to cents; never below the price.", examples=[51.9])
+    level: float = Field(description="The range's calibrated coverage (e.g. 0.8 = 80%).", examples=[0.8])
+
+
+class Contribution(BaseModel):
+    """How much one modality moved the price."""
+
+    amount: float = Field(
+        description="Price minus the price with this modality's inputs set to a neutral baseline, in the "
+        "currency, rounded to cents (negative: it lowered the price).",
+        examples=[12.3],
+    )
+    share: float = Field(description="|amount| / sum of |amount| over the modalities (0 to 1).", examples=[0.55])
+
+
+class Contributions(BaseModel):
+    """What drove the price, per modality (occlusion, see the model card's ``explain``). A modality
+    the model has no input for is left out."""
+
+    metadata: Contribution | None = Field(
+        None, description="The categorical and numeric inputs.", examples=[{"amount": 12.3, "share": 0.55}]
+    )
+    text: Contribution | None = Field(None, description="The text inputs.", examples=[{"amount": -2.1, "share": 0.09}])
+    image: Contribution | None = Field(None, description="The photo.", examples=[{"amount": 8.0, "share": 0.36}])
+
+
+RANGE_DESCRIPTION = (
+    "Calibrated price range at the requested `level` (default: the model's, usually 0.8). Missing when the "
+    "model version has no calibrated range (an older model card)."
+)
+CONTRIBUTIONS_DESCRIPTION = (
+    "What drove the price. Missing with `explain=false`, or when the model version has no neutral "
+    "baseline (an older model card)."
+)
+RANGE_EXAMPLE = {"low": 35.2, "high": 51.9, "level": 0.8}
+CONTRIBUTIONS_EXAMPLE = {
+    "metadata": {"amount": 12.3, "share": 0.55},
+    "text": {"amount": -2.1, "share": 0.09},
+    "image": {"amount": 8.0, "share": 0.36},
+}
+
+
 class PredictResponse(BaseModel):
     """The suggested price of one item."""
 
@@ -400,6 +450,10 @@ class PredictResponse(BaseModel):
         description="Input the model could use but never saw in training (e.g. a new brand).",
         examples=[["brand: 'acme' is not a value the model was trained on; it is treated as unknown"]],
     )
+    range: PriceRangeOut | None = Field(None, description=RANGE_DESCRIPTION, examples=[RANGE_EXAMPLE])
+    contributions: Contributions | None = Field(
+        None, description=CONTRIBUTIONS_DESCRIPTION, examples=[CONTRIBUTIONS_EXAMPLE]
+    )
 
 
 class BatchPrediction(BaseModel):
@@ -407,6 +461,10 @@ class BatchPrediction(BaseModel):
 
     price: float = Field(examples=[42.5])
     warnings: list[str] = Field(default_factory=list, examples=[[]])
+    range: PriceRangeOut | None = Field(None, description=RANGE_DESCRIPTION, examples=[RANGE_EXAMPLE])
+    contributions: Contributions | None = Field(
+        None, description=CONTRIBUTIONS_DESCRIPTION, examples=[CONTRIBUTIONS_EXAMPLE]
+    )
 
 
 class BatchResponse(BaseModel):

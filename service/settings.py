@@ -58,6 +58,23 @@ class Settings(BaseSettings):
     warmup_runs: int = Field(
         3, ge=1, description="Prediction calls made on a freshly loaded version before serving it."
     )
+    header_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="A connection must send a complete request head within this time of connecting "
+        "(or of its previous answer), else it is closed (408 if it had started one); 0 turns it off. "
+        "Applies to `python -m service`.",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A request body must arrive whole within this time of its headers (408 after).",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins allowed to call the API from a browser on another site "
+        "(e.g. `https://shop.example`); empty (the default): CORS is off, no Access-Control-* header.",
+    )
     api_key: SecretStr | None = Field(
         None,
         description="When set, every /v1/* route needs `Authorization: Bearer <API_KEY>`.",
@@ -76,6 +93,10 @@ class Settings(BaseSettings):
         if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
             raise ValueError("must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG")
         return level
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def batching_enabled(self) -> bool:

@@ -78,6 +78,7 @@ class TrainConfig:
     baselines: bool = opt(True, "train scikit-learn baselines in the same run")
     report_category: str = opt("", "categorical column whose largest values the report breaks errors down by (default: the first)")
     shuffle_buffer: int = opt(8192, "size of the training shuffle buffer")
+    interval_level: float = opt(0.8, "level of the price range served by default (split conformal on the valid split)")
 
 
 @dataclass
@@ -169,6 +170,8 @@ def from_dict(raw: dict[str, Any], base: Path | None = None) -> Config:
         sect = cfg.model if hasattr(cfg.model, k) else cfg.train
         if getattr(sect, k) <= 0:
             raise UserError(f"config: {k} must be positive")
+    if not 0.0 < cfg.train.interval_level < 1.0:
+        raise UserError(f"config: train.interval_level must be between 0 and 1, got {cfg.train.interval_level}")
     if base is not None:
         d.table = str(_resolve(base, d.table))
         if d.images:

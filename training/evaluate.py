@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training import report
+from training import interval, report
 from training.baselines import Baseline, fit_baselines, log_target
 from training.config import Config, UserError
 from training.data import Table, load_table
@@ -144,7 +144,7 @@ def by_category(cfg: Config, test: pd.DataFrame, preds: dict[str, np.ndarray], c
 
 def category_column(cfg: Config) -> str:
     """The column that the report breaks errors down by: a config's choice, else the first category."""
-    chosen = getattr(cfg.train, "report_category", "") or ""
+    chosen = cfg.train.report_category
     if chosen:
         return chosen
     return cfg.data.categorical[0] if cfg.data.categorical else ""
@@ -168,7 +168,20 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
            if v.get("kind") == "ablation" and k.startswith("no-")}
     if loo:  # how much worse the model gets without each branch (positive: the branch helps)
         out["rmsle_increase_without"] = loo
+    rng = (evaluation["full"].get("interval") or {}).get("test")
+    if rng:  # the price range: is its test coverage within 0.05 of its nominal level?
+        out.update(range_level=rng["level"], range_coverage=rng["coverage"],
+                   range_median_relative_width=rng["median_relative_width"],
+                   range_coverage_ok=interval.coverage_ok(rng["coverage"], rng["level"]))
     return out
+
+
+def range_entry(cfg: Config, y_valid: np.ndarray, log_pred_valid: np.ndarray, y_test: np.ndarray,
+                log_pred_test: np.ndarray) -> dict[str, Any]:
+    """Calibrate the price range on the valid split and check it on the test split."""
+    level = cfg.train.interval_level
+    block = interval.calibrate(y_valid, log_pred_valid, level=level)
+    return {"calibration": block, "test": interval.assess(block, y_test, log_pred_test)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,10 +201,12 @@ def evaluate_run(cfg: Config, table: Table, pre: Preprocessing, model: Any, hist
     train, valid, test = (table.part(s) for s in ("train", "valid", "test"))
     y = cfg.data.target
     pred_test = predict_log(model, cfg, test)
+    pred_valid = predict_log(model, cfg, valid)
     evaluation: dict[str, dict[str, Any]] = {"full": {
         "kind": "model", "modalities": list(active_modalities(cfg)), "description": "the exported model",
-        "test": _scores(test[y].to_numpy(), pred_test), "valid": _scores(valid[y].to_numpy(), predict_log(model, cfg, valid)),
-        "history": history}}
+        "test": _scores(test[y].to_numpy(), pred_test), "valid": _scores(valid[y].to_numpy(), pred_valid),
+        "history": history,
+        "interval": range_entry(cfg, valid[y].to_numpy(), pred_valid, test[y].to_numpy(), pred_test)}}
     preds = {"full": pred_test}
     for name, mods in plan_ablations(cfg):
         evaluation[name], preds[name] = _fit_ablation(cfg, train, valid, test, pre, run_dir, name, mods)
@@ -248,6 +263,9 @@ def evaluate_exported(model_path: str | Path, cfg: Config) -> dict[str, Any]:
         "history": history}}
     if card.get("metrics", {}).get("test"):
         evaluation["full"]["test_at_export"] = card["metrics"]["test"]
+    if isinstance(card.get("interval"), dict) and card["interval"].get("quantiles"):  # the stored range, on new rows
+        evaluation["full"]["interval"] = {"calibration": card["interval"],
+                                          "test": interval.assess(card["interval"], test[y].to_numpy(), pred_test)}
     preds = {"full": pred_test}
     if len(train):
         entries, base_preds = _baseline_entries(cfg, train, valid, test)
@@ -262,8 +280,11 @@ def evaluate_exported(model_path: str | Path, cfg: Config) -> dict[str, Any]:
     _write_json(version / "evaluation.json", doc)
     _write_text(version / "report.html", report.render_html(doc, test[y].to_numpy(), preds))
     m = evaluation["full"]["test"]
-    update_card(version, report="report.html", evaluation="evaluation.json", last_evaluation={
-        "created": doc["created"], "config": cfg.source, "dataset": doc["dataset"], "test": m})
+    last = {"created": doc["created"], "config": cfg.source, "dataset": doc["dataset"], "test": m}
+    if "interval" in evaluation["full"]:
+        rng = evaluation["full"]["interval"]["test"]
+        last["range"] = {k: rng[k] for k in ("level", "coverage", "median_relative_width")}
+    update_card(version, report="report.html", evaluation="evaluation.json", last_evaluation=last)
     for name, entry in evaluation.items():
         log.info("event=evaluated model=%s test_rmsle=%.4f mape=%.3f r2=%.3f", name, entry["test"]["rmsle"],
                  entry["test"]["mape"], entry["test"]["r2"])
@@ -382,4 +403,4 @@ def _write_json(path: Path, doc: Any) -> None:
 
 
 __all__ = ["by_category", "category_column", "checks", "evaluate_exported", "evaluate_run",
-           "plan_ablations", "serve_prices"]
+           "plan_ablations", "range_entry", "serve_prices"]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from training import export as exporter
+from training import interval, occlusion
 from training.config import Config
 from training.data import Table, load_table, make_dataset
 from training.metrics import price_metrics
@@ -40,6 +41,14 @@ def predict_log(model: Any, cfg: Config, df: pd.DataFrame) -> np.ndarray:
     """Log-price predictions of a training model (decoded-image inputs) over a frame."""
     ds = make_dataset(cfg, df, training=False, with_target=False, columns=list(model.input))
     return model.predict(ds, verbose=0).reshape(-1)
+
+
+def _price_range(cfg: Config, model: Any, valid: pd.DataFrame, y_test: np.ndarray, pred_test: np.ndarray
+                 ) -> dict[str, Any]:
+    """The price range calibrated on the valid split and checked on the test split (without training.evaluate)."""
+    level = cfg.train.interval_level
+    block = interval.calibrate(valid[cfg.data.target].to_numpy(), predict_log(model, cfg, valid), level=level)
+    return {"calibration": block, "test": interval.assess(block, y_test, np.log(pred_test))}
 
 
 def train_and_export(cfg: Config, resume: bool = False) -> dict[str, Any]:
@@ -79,12 +88,20 @@ def _train_evaluate_export(cfg: Config, table: Table, pre: Any, run_dir: Path, s
     if evaluate is not None and hasattr(evaluate, "evaluate_run"):
         evaluation, extra = evaluate.evaluate_run(cfg, table, pre, model, history, run_dir, work)
         metrics = evaluation["full"]["test"]
+    price_range = evaluation["full"].get("interval") or _price_range(cfg, model, valid, y_test, pred)
+    evaluation["full"]["interval"] = price_range
+    rng = price_range["test"]
+    log.info("event=price_range level=%s test_coverage=%.3f median_relative_width=%.3f calibration_rows=%d",
+             rng["level"], rng["coverage"], rng["median_relative_width"], price_range["calibration"]["n"])
     serving = serving_model(cfg, model)
     card = {
         "target": cfg.data.target,
         "currency": cfg.data.currency,
         "inputs": exporter.input_schema(cfg, pre, train),
-        "metrics": {"test": metrics},
+        "metrics": {"test": {**metrics, "range_level": rng["level"], "range_coverage": rng["coverage"],
+                             "range_median_relative_width": rng["median_relative_width"]}},
+        "interval": price_range["calibration"],
+        "explain": occlusion.explain_card(cfg, train),
         "training": {"epochs": len(history.get("loss", [])), "best_epoch": history.get("best_epoch"),
                      "seconds": round(history.get("seconds", 0.0), 1), "run": str(run_dir)},
         "dataset": {**table.fingerprint, "splits": {"train": len(train), "valid": len(valid), "test": len(test)},

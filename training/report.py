@@ -60,6 +60,12 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
         helps = delta is not None and delta > 0
         text = f"the {mod} branch {'helps' if helps else 'does NOT help'}: test RMSLE {_f(delta, '+.4f')} without it"
         out.append((text, helps))
+    if "range_coverage" in checks:
+        level, cov, ok = checks["range_level"], checks["range_coverage"], bool(checks["range_coverage_ok"])
+        text = (f"the {level:.0%} price range covers {_f(cov, '.3f')} of test prices "
+                f"({'within' if ok else 'OUTSIDE'} {level - 0.05:.2f}-{level + 0.05:.2f}); median width "
+                f"{_f(checks.get('range_median_relative_width'), '.3f')} x the price")
+        out.append((text, ok))
     return out
 
 
@@ -315,6 +321,34 @@ def _checks_html(checks: dict[str, Any]) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<p class='muted'>(no ablations or baselines in this run)</p>"
 
 
+def _range_html(entry: dict[str, Any] | None, currency: str) -> str:
+    """The price range: its method, and per stored level the quantiles, test coverage and widths."""
+    if not entry:
+        return "<p class='muted'>(no price range in this evaluation)</p>"
+    cal, test = entry["calibration"], entry["test"]
+    rows = []
+    for key, (q_low, q_high) in cal["quantiles"].items():
+        t = test["levels"].get(key, {})
+        cov, level = t.get("coverage"), float(key)
+        ok = cov is not None and abs(cov - level) <= 0.05 + 1e-12
+        default = " class='model'" if abs(level - cal["level"]) < 1e-9 else ""
+        rows.append(f"<tr{default}><td>{_e(key)}</td><td>{q_low:+.4f}</td><td>{q_high:+.4f}</td>"
+                    f"<td>{np.exp(q_low):.3f} - {np.exp(q_high):.3f}</td>"
+                    f"<td class='{'ok' if ok else 'bad'}'>{_e(_f(cov, '.3f'))}</td>"
+                    f"<td>{_e(_f(t.get('below'), '.3f'))} / {_e(_f(t.get('above'), '.3f'))}</td>"
+                    f"<td>{_e(_f(t.get('median_relative_width'), '.3f'))}</td>"
+                    f"<td>{_e(_f(t.get('median_width'), ',.2f'))}</td></tr>")
+    note = (f" Too few calibration rows for the finite-sample guarantee at level(s) {_e(cal['too_few_rows_for'])}: "
+            "the extreme residual stands in for an infinite bound." if cal.get("too_few_rows_for") else "")
+    return (f"<p>{_e(cal['method'])}</p><p class='muted'>Calibrated on {_e(cal.get('n'))} {_e(cal.get('calibration_split', 'valid'))}"
+            f" rows, checked on {_e(test.get('n'))} test rows; the default level is {_e(cal['level'])} (bold).{note}</p>"
+            "<table><tr><th>level</th><th>q_low</th><th>q_high</th><th>range / price</th><th>test coverage</th>"
+            f"<th>below / above</th><th>median relative width</th><th>median width ({_e(currency)})</th></tr>"
+            f"{''.join(rows)}</table><p class='muted'>Coverage: share of test prices inside the range (green: within "
+            "0.05 of the level). Relative width: (high - low) / price, the same for every item as the range is "
+            "multiplicative.</p>")
+
+
 def _grids_html(models: dict[str, Any]) -> str:
     parts = []
     for name, v in models.items():
@@ -361,6 +395,7 @@ def render_html(doc: dict[str, Any], y_true: np.ndarray, preds: dict[str, np.nda
         "<h2>Test RMSLE by model</h2>", _img(plot_rmsle_bars(models), "test RMSLE by model"),
         "<h2>Predicted vs. true price</h2>", _img(plot_pred_vs_true(y_true, scatter, currency), "predicted vs true"),
         "<h2>Residuals</h2>", _img(plot_residuals(y_true, preds["full"], currency), "residuals"),
+        "<h2>Price range (calibrated)</h2>", _range_html(models.get("full", {}).get("interval"), currency),
     ]
     if by_cat:
         sections += [f"<h2>Error by {_e(by_cat['column'])}</h2>",

@@ -24,6 +24,17 @@ class BodyTooLarge(StarletteHTTPException):
         )
 
 
+class BodyTimeout(StarletteHTTPException):
+    """Raised while a request body is read, once BODY_TIMEOUT_S has passed (slow clients)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            status_code=408,
+            detail=f"request body not received within {seconds:g} s (BODY_TIMEOUT_S)",
+            headers={"Connection": "close"},
+        )
+
+
 def error_body(detail: str, errors: list | None = None) -> dict:
     return {"detail": detail, "errors": errors or []}
 

@@ -3,15 +3,17 @@ while streaming), Prometheus metrics, the key=value log line, and a JSON 500 as 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from typing import Any
 
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import BodyTooLarge, error_body
+from service.api.errors import BodyTimeout, BodyTooLarge, error_body
 from service.schemas import base64_length
 
 logger = logging.getLogger("service.access")
@@ -79,14 +81,23 @@ class RequestMiddleware:
             await send(message)
 
         received = 0
+        body_done = False
+        body_timeout = self.service.settings.body_timeout_s
+        body_deadline = time.monotonic() + body_timeout
 
         async def receive_wrapper() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # later calls only wait for a disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(body_deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                raise BodyTimeout(body_timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                body_done = not message.get("more_body", False)
             return message
 
         try:
@@ -96,6 +107,8 @@ class RequestMiddleware:
                 await self._send_json(send_wrapper, 413, BodyTooLarge(limit).detail)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
+        except ClientDisconnect:  # the client went away mid-body: nobody to answer, not our fault
+            status = 499
         except Exception:
             error_logger.exception("event=unhandled_error path=%s", path)
             if not response_started:

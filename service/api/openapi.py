@@ -20,6 +20,13 @@ The request fields are the served model's inputs (see `GET /v1/model`); the sche
 those of the model loaded when this page was generated. Errors are JSON with a readable `detail`
 naming the field. When the service runs with `API_KEY`, `/v1/*` needs
 `Authorization: Bearer <API_KEY>`.
+
+Every prediction also carries a calibrated `range` (`low`, `high`, `level`: on held-out data that
+share of true prices fell inside it; `level=` picks another calibrated level) and `contributions`:
+per modality (`metadata`, `text`, `image`) the `amount` the price moves when that modality's inputs
+are replaced by a neutral baseline, in the currency, and its `share` of the total movement.
+`explain=false` skips the contributions (they cost one extra model row per modality and item).
+Models whose card predates these fields answer without them.
 """
 
 
@@ -69,6 +76,41 @@ def _fill(document: dict[str, Any], schema: ModelSchema) -> None:
             operation["requestBody"] = {"required": True, "content": content}
 
 
+def _fill_answers(document: dict[str, Any], model: Any) -> None:
+    """Answer examples as the served model gives them: with a `range` and `contributions` for each
+    of its modalities when its card has them."""
+    item: dict[str, Any] = {"price": 42.5, "warnings": []}
+    if model.price_range is not None:
+        low, high = model.price_range.bounds(42.5, model.price_range.level)
+        item["range"] = {"low": round(low, 2), "high": round(high, 2), "level": model.price_range.level}
+    if model.occlusion is not None:
+        amounts = {"metadata": 12.3, "text": -2.1, "image": 8.0}
+        chosen = {m: amounts[m] for m in model.occlusion.groups}
+        total = sum(abs(a) for a in chosen.values()) or 1.0
+        item["contributions"] = {m: {"amount": a, "share": round(abs(a) / total, 4)} for m, a in chosen.items()}
+    meta = {"currency": model.schema.currency, "model_version": str(model.version)}
+    single = {"price": item["price"], **meta, **{k: v for k, v in item.items() if k != "price"}}
+    answers = {
+        "/v1/predict": single,
+        "/v1/predict/upload": single,
+        "/v1/predict/batch": {"predictions": [item, item], **meta},
+    }
+    for path, example in answers.items():
+        operation = document.get("paths", {}).get(path, {}).get("post")
+        content = (operation or {}).get("responses", {}).get("200", {}).get("content", {}).get("application/json")
+        if content is not None:
+            content["example"] = example
+
+
+def _drop_security(document: dict[str, Any]) -> None:
+    """Without API_KEY no route needs a key: say so (the bearer scheme would claim otherwise)."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.pop("security", None)
+            operation.get("responses", {}).pop("401", None)
+    document.get("components", {}).pop("securitySchemes", None)
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replace ``app.openapi`` by a version that follows the served model."""
 
@@ -87,7 +129,10 @@ def install_openapi(app: FastAPI) -> None:
         )
         if model is not None:
             _fill(document, model.schema)
+            _fill_answers(document, model)
             document["info"]["x-model-version"] = str(model.version)
+        if app.state.service.settings.api_key is None:
+            _drop_security(document)
         app.state.openapi_cache = (key, document)
         return document
 

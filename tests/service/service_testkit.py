@@ -9,6 +9,7 @@ care), but their price depends on every input so the parity tests mean something
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -291,3 +292,43 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+# ------------------------------------------------------------------------------ range and contributions
+
+RANGE_QUANTILES = {"0.5": [-0.1, 0.08], "0.8": [-0.25, 0.2], "0.9": [-0.33, 0.3], "0.95": [-0.41, 0.37]}
+
+
+def grey_png(side: int = 16) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (128, 128, 128)).save(out, format="PNG")
+    return out.getvalue()
+
+
+NEUTRAL: dict[str, Any] = {  # an `explain.baseline` for DEFAULT_INPUTS
+    "brand": "h&m",
+    "category": "dress",
+    "condition": "good",
+    "size": "M",
+    "colour": "black",
+    "age_months": 24.0,
+    "title": "",
+    "description": "",
+    "image": base64.b64encode(grey_png()).decode(),
+}
+INTERVAL_BLOCK = {"method": "split conformal (test)", "level": 0.8, "quantiles": RANGE_QUANTILES}
+EXPLAIN_BLOCK = {"method": "occlusion (test)", "baseline": NEUTRAL}
+
+
+def with_blocks(interval: Any = INTERVAL_BLOCK, explain: Any = EXPLAIN_BLOCK) -> Callable[[Path], None]:
+    """An ``install_version`` edit that adds the card's `interval` and `explain` blocks (None: not added)."""
+
+    def edit(folder: Path) -> None:
+        card = json.loads((folder / "model_card.json").read_text())
+        if interval is not None:
+            card["interval"] = interval
+        if explain is not None:
+            card["explain"] = explain
+        (folder / "model_card.json").write_text(json.dumps(card))
+
+    return edit

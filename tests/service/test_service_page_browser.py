@@ -1,5 +1,6 @@
 """The sellers' page in headless Chromium (Debian's chromium + chromium-driver) against uvicorn:
-fill the form, pick a photo, read the suggested price; and see an error named on the page."""
+fill the form, pick a photo, read the suggested price, its range and the contributions chart; and
+see an error named on the page."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_testkit import image_bytes
+from service_testkit import LiveServer, image_bytes, install_version, make_settings, with_blocks
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def live_server(exported, tmp_path_factory: pytest.TempPathFactory):
+    """uvicorn over version 1 whose card has a calibrated range and a neutral baseline."""
+    model_dir = tmp_path_factory.mktemp("page") / "price"
+    install_version(exported["v1"], model_dir, 1, edit=with_blocks())
+    with LiveServer(make_settings(model_dir)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +118,23 @@ def test_page_suggests_the_same_price_as_the_api(browser, live_server, tmp_path)
     assert shown == f"€{expected['price']:,.2f}"
     assert browser.find_element(By.ID, "status").text == "Suggested price:"
     assert browser.find_element(By.ID, "error").is_displayed() is False
+
+    low, high = (browser.find_element(By.ID, f"range-{end}") for end in ("low", "high"))
+    assert float(low.get_attribute("data-value")) == expected["range"]["low"]
+    assert float(high.get_attribute("data-value")) == expected["range"]["high"]
+    assert low.text == f"€{expected['range']['low']:,.2f}" and high.text == f"€{expected['range']['high']:,.2f}"
+    assert browser.find_element(By.ID, "range").is_displayed()
+    assert browser.find_element(By.ID, "range-level").text == "80%"
+    bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar-row")
+    assert [b.get_attribute("data-modality") for b in bars] == list(expected["contributions"])
+    assert [b.text.split("\n")[0] for b in bars] == ["Item details", "Text", "Photo"]
+    for row in bars:
+        part = expected["contributions"][row.get_attribute("data-modality")]
+        assert float(row.get_attribute("data-amount")) == part["amount"]
+        bar = row.find_element(By.CSS_SELECTOR, ".bar")
+        track = row.find_element(By.CSS_SELECTOR, ".bar-track")
+        assert bar.size["width"] == pytest.approx(track.size["width"] * part["share"] / 2, abs=2)
+        assert ("up" if part["amount"] >= 0 else "down") in bar.get_attribute("class")
 
 
 def test_page_shows_the_error_naming_the_field(browser, live_server, tmp_path) -> None:

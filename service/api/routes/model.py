@@ -20,7 +20,8 @@ router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_a
 )
 async def model_card(model: ModelDep) -> dict[str, Any]:
     """Version, input schema (with the accepted range of each numeric input), metrics, created
-    time, as written by the exporter; `served` says which folder answers and since when."""
+    time, as written by the exporter; `served` says which folder answers and since when, the
+    levels a `range` can be asked at and whether answers carry `contributions`."""
     card = dict(model.card)
     card["inputs"] = [
         dict(entry, accepted_range=list(spec.accepted_range))
@@ -35,5 +36,7 @@ async def model_card(model: ModelDep) -> dict[str, Any]:
         "path": str(model.path),
         "loaded_at": model.loaded_at,
         "currency": model.schema.currency,
+        "range_levels": model.price_range.levels if model.price_range else [],
+        "contributions": model.occlusion is not None,
     }
     return card

@@ -2,15 +2,17 @@
 
 The request bodies are validated against the served model's schema (built from its card at load
 time), so the handlers read the body themselves; the OpenAPI request schemas are filled in from
-the same models by ``service.api.openapi``.
+the same models by ``service.api.openapi``. Every answer carries the calibrated price range and,
+unless ``explain=false``, what drove the price (``service.explain``), when the card allows.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.api.deps import ModelDep, ServiceDep, require_api_key
 from service.api.middleware import request_log
 from service.batcher import BatcherClosed, Outcome
+from service.explain import plan_rows
 from service.prepare import PreparedRow, prepare_batch, prepare_form, prepare_json
 from service.registry import LoadedModel, RowError
 from service.schemas import (
@@ -32,6 +35,7 @@ router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(require
 
 ERRORS = {
     401: {"model": ErrorResponse, "description": "API_KEY is set and the key is missing or wrong."},
+    408: {"model": ErrorResponse, "description": "The body did not arrive within BODY_TIMEOUT_S."},
     413: {"model": ErrorResponse, "description": "The body or an image is over its limit."},
     415: {"model": ErrorResponse, "description": "An image of a type the service refuses."},
     422: {"model": ErrorResponse, "description": "A missing, unknown or invalid field (named)."},
@@ -40,12 +44,79 @@ ERRORS = {
 }
 
 
-async def _run(service: ServiceDep, model: LoadedModel, rows: Sequence[PreparedRow], request: Request) -> list[Outcome]:
-    """Price prepared rows through the micro-batcher; row failures become 422 naming the item."""
+ExplainQuery = Annotated[
+    bool,
+    Query(
+        description="Also say what drove the price (`contributions`): scores each item beside one copy per "
+        "modality (metadata, text, photo) with that modality's inputs set to a neutral baseline, in the same "
+        "model call. `false` skips that work; the `range` is always there.",
+    ),
+]
+LevelQuery = Annotated[
+    float | None,
+    Query(
+        description="Coverage level of the `range`: one of the levels the model was calibrated at "
+        "(see `interval.quantiles` in GET /v1/model; usually 0.5, 0.8, 0.9, 0.95). Default: the "
+        "model's (usually 0.8). Another value gives 422.",
+        examples=[0.8],
+    ),
+]
+
+
+def _range_level(model: LoadedModel, level: float | None) -> float | None:
+    """The stored level the answer's range uses; None when the model has no range."""
+    if model.price_range is None:
+        if level is not None:
+            msg = "this model version has no calibrated range (its model card predates it)"
+            raise InputError.single(422, ["level"], msg, "no_range")
+        return None
+    matched = model.price_range.match(level)
+    if matched is None:
+        shown = ", ".join(f"{lv:g}" for lv in model.price_range.levels)
+        msg = f"must be one of {shown} (the levels this model version was calibrated at)"
+        raise InputError.single(422, ["level"], msg, "level")
+    return matched
+
+
+async def _price(
+    service: ServiceDep,
+    model: LoadedModel,
+    prepared: Sequence[PreparedRow],
+    request: Request,
+    explain: bool,
+    level: float | None,
+) -> list[dict[str, Any]]:
+    """Price, range and contributions of each prepared item; all rows go to the micro-batcher at
+    once (with ``explain``, each item brings one neutral copy per modality)."""
+    occlusion = model.occlusion if explain else None
+    plan = plan_rows([p.row for p in prepared], occlusion)
+    outcomes = await _run(service, model, plan.rows, request, owners=plan.owners)
+    answers = []
+    for prices in plan.item_prices([o.price or 0.0 for o in outcomes]):
+        answer: dict[str, Any] = {"price": round(prices[0], 2)}
+        if level is not None and model.price_range is not None:
+            answer["range"] = model.price_range.answer(prices[0], level)
+        if occlusion is not None:
+            answer["contributions"] = occlusion.contributions(prices)
+        answers.append(answer)
+    return answers
+
+
+async def _run(
+    service: ServiceDep,
+    model: LoadedModel,
+    rows: Sequence[dict[str, Any]],
+    request: Request,
+    owners: Sequence[int] | None = None,
+) -> list[Outcome]:
+    """Price model rows through the micro-batcher; row failures become 422 naming the item
+    (``owners``: the request item of each row, default one row per item)."""
     assert service.batcher is not None
+    owners = list(owners) if owners is not None else list(range(len(rows)))
+    items = len(set(owners))
     try:
         outcomes = await asyncio.wait_for(
-            service.batcher.predict(model, [r.row for r in rows]),
+            service.batcher.predict(model, rows),
             service.settings.inference_timeout_s,
         )
     except TimeoutError:
@@ -55,9 +126,13 @@ async def _run(service: ServiceDep, model: LoadedModel, rows: Sequence[PreparedR
     log = request_log(request.scope)
     log["batch_size"] = max(o.batch_size for o in outcomes)
     errors = []
-    for index, outcome in enumerate(outcomes):
+    failed: set[int] = set()
+    for owner, outcome in zip(owners, outcomes, strict=True):
         if isinstance(outcome.error, RowError):
-            loc: list[str | int] = ["items", index] if len(rows) > 1 else []
+            if owner in failed:  # one error per item, even if its neutral copies failed too
+                continue
+            failed.add(owner)
+            loc: list[str | int] = ["items", owner] if items > 1 else []
             msg = f"the model could not process this item ({outcome.error})"
             errors.append({"loc": loc, "msg": msg, "type": "model_input"})
         elif outcome.error is not None:
@@ -82,19 +157,25 @@ def _log_model(request: Request, model: LoadedModel, items: int) -> None:
 @router.post(
     "/predict",
     response_model=PredictResponse,
+    response_model_exclude_none=True,
     summary="Suggest a price for one item (JSON, image as base64)",
     responses=ERRORS,
 )
-async def predict(request: Request, model: ModelDep, service: ServiceDep) -> PredictResponse:
+async def predict(
+    request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
+) -> PredictResponse:
     """Fields are the model's inputs by name (see GET /v1/model); `image` is the photo file
-    as base64. A categorical value the model never saw is accepted with a warning."""
+    as base64. A categorical value the model never saw is accepted with a warning. The answer
+    holds the price, its calibrated `range` and (unless `explain=false`) the `contributions` of
+    metadata, text and photo."""
     _log_model(request, model, 1)
     _require_content_type(request, ("application/json",))
+    range_level = _range_level(model, level)
     body = await request.body()
     prepared = await run_in_threadpool(prepare_json, model.schema, body, service.settings)
-    [outcome] = await _run(service, model, [prepared], request)
+    [answer] = await _price(service, model, [prepared], request, explain, range_level)
     return PredictResponse(
-        price=round(outcome.price or 0.0, 2),
+        **answer,
         currency=model.schema.currency,
         model_version=str(model.version),
         warnings=prepared.warnings,
@@ -104,16 +185,20 @@ async def predict(request: Request, model: ModelDep, service: ServiceDep) -> Pre
 @router.post(
     "/predict/upload",
     response_model=PredictResponse,
+    response_model_exclude_none=True,
     summary="Suggest a price for one item (multipart form, photo as a file part)",
     responses=ERRORS,
 )
-async def predict_upload(request: Request, model: ModelDep, service: ServiceDep) -> PredictResponse:
+async def predict_upload(
+    request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
+) -> PredictResponse:
     """The same inputs as `/v1/predict` as `multipart/form-data`: the photo as the file part
-    named after the image input (`image`), the other inputs as form fields."""
+    named after the image input (`image`), the other inputs as form fields. The same answer."""
     _log_model(request, model, 1)
     settings = service.settings
     n_images = len(model.schema.image_inputs)
     _require_content_type(request, ("multipart/form-data",))
+    range_level = _range_level(model, level)
     fields: dict[str, list[str]] = {}
     files: dict[str, list[bytes]] = {}
     try:
@@ -132,9 +217,9 @@ async def predict_upload(request: Request, model: ModelDep, service: ServiceDep)
             raise
         raise InputError.single(422, [], f"the multipart form could not be read ({exc.detail})", "form") from None
     prepared = await run_in_threadpool(prepare_form, model.schema, fields, files, settings)
-    [outcome] = await _run(service, model, [prepared], request)
+    [answer] = await _price(service, model, [prepared], request, explain, range_level)
     return PredictResponse(
-        price=round(outcome.price or 0.0, 2),
+        **answer,
         currency=model.schema.currency,
         model_version=str(model.version),
         warnings=prepared.warnings,
@@ -144,21 +229,24 @@ async def predict_upload(request: Request, model: ModelDep, service: ServiceDep)
 @router.post(
     "/predict/batch",
     response_model=BatchResponse,
+    response_model_exclude_none=True,
     summary="Suggest prices for up to MAX_BATCH_ITEMS items (JSON)",
     responses=ERRORS,
 )
-async def predict_batch(request: Request, model: ModelDep, service: ServiceDep) -> BatchResponse:
-    """`{"items": [...]}`, each item as the body of `/v1/predict`; the answers come in the same
-    order. An invalid item gives 422 naming its index and field."""
+async def predict_batch(
+    request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
+) -> BatchResponse:
+    """`{"items": [...]}`, each item as the body of `/v1/predict`; the answers (price, range,
+    contributions) come in the same order. An invalid item gives 422 naming its index and field."""
     _require_content_type(request, ("application/json",))
+    range_level = _range_level(model, level)
     body = await request.body()
     prepared = await run_in_threadpool(prepare_batch, model.schema, body, service.settings)
     _log_model(request, model, len(prepared))
-    outcomes = await _run(service, model, prepared, request)
+    answers = await _price(service, model, prepared, request, explain, range_level)
     return BatchResponse(
         predictions=[
-            BatchPrediction(price=round(o.price or 0.0, 2), warnings=p.warnings)
-            for o, p in zip(outcomes, prepared, strict=True)
+            BatchPrediction(**answer, warnings=p.warnings) for answer, p in zip(answers, prepared, strict=True)
         ],
         currency=model.schema.currency,
         model_version=str(model.version),
