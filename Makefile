@@ -10,19 +10,21 @@ SYNTHETIC_N ?= 20000
 MODEL_DIR ?= models/price
 HOST ?= 127.0.0.1
 PORT ?= 8000
+FUZZ_EXAMPLES ?= 400
+SOAK_SECONDS ?= 300
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv data train predict evaluate test lint format clean serve browser-deps docker-build docker-run container-test container-tools container-model
+.PHONY: help venv data train predict evaluate test lint format clean serve browser-deps docker-build docker-run container-test container-tools container-model bench fuzz soak audit
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 # The virtual environment is rebuilt when a requirements file changes.
-$(VENV)/.installed: requirements.txt requirements-serve.txt
+$(VENV)/.installed: requirements.txt requirements-serve.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
 	@touch $@
 
 venv: $(VENV)/.installed  ## create .venv with the pinned packages
@@ -72,11 +74,24 @@ container-model:  # stops with "run `make train` first" when MODEL holds no expo
 container-test: container-model container-tools $(VENV)/.installed  ## build the image, run it and check it from outside
 	$(PY) deploy/container/container_test.py --model-dir $(MODEL) --tag $(IMAGE)
 
+bench: $(VENV)/.installed  ## benchmarks -> bench/results/latest.{json,md} + plot (QUICK=1: the short CI version)
+	@ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1 || { echo "error: no model version under $(MODEL_DIR): run 'make train' first"; exit 2; }
+	$(PY) -m bench --model-dir $(MODEL_DIR) $(if $(filter-out 0,$(QUICK)),--quick,)
+
+fuzz: $(VENV)/.installed  ## schemathesis from /openapi.json against a real uvicorn on MODEL_DIR (FUZZ_EXAMPLES per route)
+	$(PY) -m reliability.fuzz --model-dir $(MODEL_DIR) --max-examples $(FUZZ_EXAMPLES)
+
+soak: $(VENV)/.installed  ## 32 clients of mixed traffic for SOAK_SECONDS; a good and a broken version dropped in
+	$(PY) -m reliability.soak --model-dir $(MODEL_DIR) --seconds $(SOAK_SECONDS)
+
+audit: $(VENV)/.installed  ## pip-audit of the pinned requirements and the installed .venv
+	$(PY) -m reliability.audit
+
 lint: $(VENV)/.installed  ## ruff
-	$(PY) -m ruff check training service tests
+	$(PY) -m ruff check training service tests bench reliability
 
 format: $(VENV)/.installed
-	$(PY) -m ruff format training service tests
+	$(PY) -m ruff format training service tests bench reliability
 
 clean:  ## remove generated data, runs and the venv (keeps exported models)
 	rm -rf $(VENV) data/synthetic runs .pytest_cache

@@ -1,0 +1,53 @@
+"""Helpers of the robustness tests (imported by name, like tests/service/service_testkit.py)."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from service.main import create_app
+from service.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
+
+ITEM: dict[str, Any] = {  # the inputs of the default model, as a seller fills them in
+    "brand": "zara",
+    "category": "dress",
+    "condition": "good",
+    "size": "M",
+    "colour": "black",
+    "age_months": 12.0,
+    "title": "Black midi dress",
+    "description": "Worn twice, no stains, comes from a smoke-free home.",
+}
+FORM = {k: str(v) for k, v in ITEM.items()}
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def settings(model_dir: Path, **overrides: Any) -> Settings:
+    """The service's settings for a test: reload off, one warm-up call, quiet logs."""
+    values: dict[str, Any] = {
+        "model_dir": model_dir,
+        "reload_interval_s": 0,
+        "warmup_runs": 1,
+        "log_level": "WARNING",
+        "api_key": None,
+    }
+    return Settings(**{**values, **overrides})
+
+
+def started(app_settings: Settings) -> TestClient:
+    """A TestClient whose lifespan ran and whose model is loaded (close it with __exit__)."""
+    from service_testkit import wait_ready
+
+    client = TestClient(create_app(app_settings))
+    client.__enter__()
+    wait_ready(client)
+    return client
