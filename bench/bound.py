@@ -1,0 +1,96 @@
+"""The bound: the exported SavedModel called in this process on raw inputs, no HTTP.
+
+``python -m bench.bound --model models/price/1 --payloads FILE`` prints one JSON line: batch-1
+latency (p50/p90/p99 over ``--calls`` calls) and items per second at batch 32 (and 8), with the
+process's CPU time per item. Each call builds its tensors from the raw Python values (strings,
+numbers, the photo's file bytes) and reads the prices back, as a server has to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import load_payloads, percentiles
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.bound", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, type=Path, help="a version folder, e.g. models/price/1")
+    p.add_argument("--payloads", required=True, type=Path)
+    p.add_argument("--calls", type=int, default=300, help="batch-1 calls measured")
+    p.add_argument("--batch-calls", type=int, default=30, help="calls measured per larger batch size")
+    a = p.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    inputs, bodies = load_payloads(a.payloads)
+    rows = []
+    for body in bodies:
+        row = dict(body)
+        for spec in inputs:
+            if spec["role"] == "image":
+                row[spec["name"]] = base64.b64decode(body[spec["name"]])
+        rows.append(row)
+    t0 = time.perf_counter()
+    signature = tf.saved_model.load(str(a.model)).signatures["serving_default"]
+    load_s = time.perf_counter() - t0
+
+    def call(batch: list[dict[str, Any]]) -> np.ndarray:
+        feeds = {}
+        for spec in inputs:
+            values = [r[spec["name"]] for r in batch]
+            if spec["role"] == "numeric":
+                feeds[spec["name"]] = tf.constant(np.asarray(values, dtype=np.float32))
+            else:
+                feeds[spec["name"]] = tf.constant(values, dtype=tf.string)
+        return signature(**feeds)["price"].numpy()
+
+    for i in range(20):  # warm-up: both batch sizes, as the service's warm-up does
+        call(rows[i % len(rows) : i % len(rows) + 1])
+        call([rows[(i + j) % len(rows)] for j in range(32)])
+
+    times = []
+    cpu0 = time.process_time()
+    for i in range(a.calls):
+        batch = [rows[i % len(rows)]]
+        started = time.perf_counter()
+        call(batch)
+        times.append(time.perf_counter() - started)
+    result: dict[str, Any] = {
+        "load_s": round(load_s, 2),
+        "batch1_latency_ms": percentiles(times),
+        "batch1_calls": a.calls,
+        "batch1_cpu_ms_per_item": (time.process_time() - cpu0) * 1000 / a.calls,
+        "batches": {},
+    }
+    for size in (8, 32):
+        batches = [[rows[(i * size + j) % len(rows)] for j in range(size)] for i in range(a.batch_calls)]
+        cpu0, started = time.process_time(), time.perf_counter()
+        per_call = []
+        for batch in batches:
+            t = time.perf_counter()
+            call(batch)
+            per_call.append(time.perf_counter() - t)
+        elapsed = time.perf_counter() - started
+        result["batches"][str(size)] = {
+            "items_per_s": size * a.batch_calls / elapsed,
+            "call_ms": percentiles(per_call),
+            "cpu_ms_per_item": (time.process_time() - cpu0) * 1000 / (size * a.batch_calls),
+        }
+    result["batch32_items_per_s"] = result["batches"]["32"]["items_per_s"]
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
