@@ -39,6 +39,7 @@ class DataConfig:
     text: list[str] = opt([], "columns with free text (title, description ...)")
     image: str = opt("", "column with the path of the photo (empty: no photo)")
     split: str = opt("", "column with train/valid/test per row (empty: a split from a hash of the id)")
+    shards: str = opt("", "manifest.json of TFRecord shards made by `make shards` (empty: read rows and photos from the table)")
 
 
 @dataclass
@@ -57,8 +58,10 @@ class ModelConfig:
     text_units: int = opt(96, "width of the text branch's output")
     text_deep_tokens: int = opt(0, "n-grams per text column the deep path sees (most frequent first; 0: all); the wide path sees all")
     fusion_units: list[int] = opt([256, 64], "widths of the price head's hidden layers")
+    fusion: str = opt("concat", "concat: each branch its own MLP, outputs concatenated into the head; sum: each branch a linear projection to fusion_units[0], summed into the head's first hidden layer")
     dropout: float = opt(0.2, "dropout rate in the branches and the head")
     wide_init: str = opt("ridge", "wide path: ridge (solved in closed form, then frozen) or sgd (trained with the rest)")
+    blend: float = opt(0.0, "wide_init = ridge: 0 sums the wide path and a deep part trained on its out-of-fold residual; w in (0, 1] blends (1 - w) x the Ridge with w x a deep network that predicts the whole price")
     backbone_weights: str = opt("", "optional local .weights.h5 file of a keras.applications MobileNetV3Small")
 
 
@@ -79,6 +82,7 @@ class TrainConfig:
     report_category: str = opt("", "categorical column whose largest values the report breaks errors down by (default: the first)")
     shuffle_buffer: int = opt(8192, "size of the training shuffle buffer")
     interval_level: float = opt(0.8, "level of the price range served by default (split conformal on the valid split)")
+    strategy: str = opt("default", "distribution: default (one device), mirrored (the devices of one machine) or multi-worker (cluster from TF_CONFIG)")
 
 
 @dataclass
@@ -112,8 +116,10 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 CHOICES = {
     ("model", "text_mode"): {"tf_idf", "multi_hot", "binary_idf"},
     ("model", "wide_init"): {"ridge", "sgd"},
+    ("model", "fusion"): {"concat", "sum"},
     ("train", "bad_rows"): {"skip", "fail"},
     ("train", "ablations"): {"none", "single", "leave-one-out", "all"},
+    ("train", "strategy"): {"default", "mirrored", "multi-worker"},
 }
 
 
@@ -170,12 +176,16 @@ def from_dict(raw: dict[str, Any], base: Path | None = None) -> Config:
         sect = cfg.model if hasattr(cfg.model, k) else cfg.train
         if getattr(sect, k) <= 0:
             raise UserError(f"config: {k} must be positive")
+    if not 0.0 <= cfg.model.blend <= 1.0:
+        raise UserError(f"config: model.blend must be between 0 and 1, got {cfg.model.blend}")
     if not 0.0 < cfg.train.interval_level < 1.0:
         raise UserError(f"config: train.interval_level must be between 0 and 1, got {cfg.train.interval_level}")
     if base is not None:
         d.table = str(_resolve(base, d.table))
         if d.images:
             d.images = str(_resolve(base, d.images))
+        if d.shards:
+            d.shards = str(_resolve(base, d.shards))
         if cfg.model.backbone_weights:
             cfg.model.backbone_weights = str(_resolve(base, cfg.model.backbone_weights))
     return cfg

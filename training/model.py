@@ -18,7 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from training.config import Config
-from training.features import DecodeImage, ExpPrice, FillMissing, FirstColumns, IdfWeight
+from training.features import DecodeImage, ExpPrice, FillMissing, FirstColumns, IdfWeight, WideDeepBlend
 
 MODALITIES = ("metadata", "text", "image")
 
@@ -100,18 +100,22 @@ def build_metadata_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
     inputs = {c: keras.Input(shape=(), dtype="string", name=c) for c in d.categorical}
     inputs.update({c: keras.Input(shape=(), dtype="float32", name=c) for c in d.numeric})
     parts, wide = [], []
+    summed = m.fusion == "sum"
     for c in d.categorical:
         ids = keras.layers.StringLookup(vocabulary=pre.vocab[c] or ["<none>"], num_oov_indices=1,
                                         name=f"{c}_lookup")(inputs[c])
         n = len(pre.vocab[c]) + 2
-        dim = min(m.embedding_dim, max(2, int(round(1.6 * n ** 0.56))))
+        dim = fusion_width(cfg) if summed else min(m.embedding_dim, max(2, int(round(1.6 * n ** 0.56))))
         parts.append(keras.layers.Embedding(n, dim, name=f"{c}_embedding")(ids))
         wide.append(keras.layers.Embedding(n, 1, embeddings_initializer="zeros", name=f"{c}_wide")(ids))
     for c in d.numeric:
         mean, std = pre.numeric[c]
         x = FillMissing(mean, name=f"{c}_fill")(inputs[c])
         x = keras.layers.Normalization(mean=[mean, 0.0], variance=[std**2, 1.0], name=f"{c}_norm")(x)
-        parts.append(x)
+        parts.append(keras.layers.Dense(fusion_width(cfg), use_bias=False, name=f"{c}_project")(x) if summed else x)
+    if summed:  # one-hot (embedding) and numbers, projected to the fusion width and summed: linear
+        x = keras.layers.Add(name="metadata_sum")(parts) if len(parts) > 1 else parts[0]
+        return keras.Model(inputs, _with_wide(x, wide), name="metadata_encoder")
     x = keras.layers.Concatenate(name="metadata_concat")(parts) if len(parts) > 1 else parts[0]
     x = keras.layers.Dense(m.metadata_units * 2, activation="gelu")(x)
     x = keras.layers.Dropout(m.dropout)(x)
@@ -140,9 +144,15 @@ def build_text_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
         if 0 < m.text_deep_tokens < len(vocab):  # the deep path sees only the most frequent n-grams
             x = FirstColumns(m.text_deep_tokens + 1, name=f"{c}_frequent")(x)
         x = keras.layers.Dropout(m.dropout / 2)(x)
-        parts.append(keras.layers.Dense(m.text_units, activation="gelu", name=f"{c}_dense")(x))
+        if m.fusion == "sum":
+            parts.append(keras.layers.Dense(fusion_width(cfg), use_bias=False, name=f"{c}_project")(x))
+        else:
+            parts.append(keras.layers.Dense(m.text_units, activation="gelu", name=f"{c}_dense")(x))
         # the wide path: a linear model on the bag of n-grams (what Ridge on tf-idf does so well)
         wide.append(keras.layers.Dense(1, kernel_initializer="zeros", use_bias=False, name=f"{c}_wide")(bag))
+    if m.fusion == "sum":  # each column's bag projected to the fusion width, summed: linear
+        x = keras.layers.Add(name="text_sum")(parts) if len(parts) > 1 else parts[0]
+        return keras.Model(inputs, _with_wide(x, wide), name="text_encoder")
     x = keras.layers.Concatenate(name="text_concat")(parts) if len(parts) > 1 else parts[0]
     x = keras.layers.Dropout(m.dropout)(x)
     x = keras.layers.Dense(m.text_units, activation="gelu")(x)
@@ -181,8 +191,16 @@ def build_image_encoder(cfg: Config) -> keras.Model:
             x = _residual(x, f, 2, f"stage{i}")
         x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
     x = keras.layers.Dropout(m.dropout)(x)
-    x = keras.layers.Dense(m.image_units, activation="gelu")(x)
+    if m.fusion == "sum":
+        x = keras.layers.Dense(fusion_width(cfg), name="image_project")(x)
+    else:
+        x = keras.layers.Dense(m.image_units, activation="gelu")(x)
     return keras.Model(inp, x, name="image_encoder")
+
+
+def fusion_width(cfg: Config) -> int:
+    """Width of the branches' outputs when they are summed (the head's first hidden layer)."""
+    return cfg.model.fusion_units[0] if cfg.model.fusion_units else 256
 
 
 def active_modalities(cfg: Config, modalities: tuple[str, ...] = MODALITIES) -> tuple[str, ...]:
@@ -212,16 +230,29 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
         wide += [out["wide"]] if "wide" in out else []
     if "image" in mods:
         branches.append(build_image_encoder(cfg)(inputs[d.image]))
-    x = keras.layers.Concatenate(name="fusion")(branches) if len(branches) > 1 else branches[0]
-    skip = x
-    for i, units in enumerate(m.fusion_units):
+    if m.fusion == "sum":
+        # the branches' linear projections add up to the first hidden layer (a one-hidden-layer
+        # MLP over one-hot metadata, tf-idf text and image features, as the Mercari winners did)
+        x = keras.layers.Add(name="fusion")(branches) if len(branches) > 1 else branches[0]
+        x = keras.layers.Activation("relu", name="fusion_relu")(x)
+        skip, widths = x, m.fusion_units[1:]
+    else:
+        x = keras.layers.Concatenate(name="fusion")(branches) if len(branches) > 1 else branches[0]
+        skip, widths = x, m.fusion_units
+    for i, units in enumerate(widths):
         x = keras.layers.Dropout(m.dropout, name=f"head_dropout{i}")(x)
         x = keras.layers.Dense(units, activation="gelu", name=f"head_dense{i}")(x)
     deep = keras.layers.Dense(1, name="head_out")(x)
     linear = keras.layers.Dense(1, kernel_initializer="zeros",
                                 bias_initializer=keras.initializers.Constant(pre.target_mean), name="head_linear")(skip)
-    # wide & deep: the branches' linear terms (per-category offsets, n-gram weights) add straight in
-    log_price = keras.layers.Add(name="log_price")([deep, linear, *wide])
+    if wide and m.wide_init == "ridge" and m.blend > 0:
+        # wide & deep as an ensemble: the frozen Ridge and the deep network, each a whole estimate
+        deep_log_price = keras.layers.Add(name="deep_log_price")([deep, linear])
+        wide_sum = keras.layers.Add(name="wide_sum")(wide) if len(wide) > 1 else wide[0]
+        log_price = WideDeepBlend(m.blend, name="log_price")([deep_log_price, wide_sum])
+    else:
+        # wide & deep as one sum: the branches' linear terms (category offsets, n-gram weights) add in
+        log_price = keras.layers.Add(name="log_price")([deep, linear, *wide])
     used = {c: inputs[c] for c in model_columns(cfg, mods)}
     return keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))
 

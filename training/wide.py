@@ -25,6 +25,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
 from training.config import Config
+from training.features import WideDeepBlend
 
 log = logging.getLogger(__name__)
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -46,6 +47,15 @@ def _wide_layers(model: keras.Model, cfg: Config) -> list[tuple]:
                 idf = np.asarray(enc.get_layer(f"{c}_idf").idf, dtype="float32")
             found.append((c, kind, enc.get_layer(f"{c}_{feat}"), enc.get_layer(f"{c}_wide"), idf))
     return found
+
+
+def _blend_layer(model: keras.Model):
+    """The model's WideDeepBlend output layer, or None when the wide terms are summed in."""
+    try:
+        layer = model.get_layer("log_price")
+    except ValueError:
+        return None
+    return layer if isinstance(layer, WideDeepBlend) else None
 
 
 def _features(layers, frame: pd.DataFrame) -> sp.csr_matrix:
@@ -93,7 +103,9 @@ def init_wide_from_ridge(model: keras.Model, cfg: Config, train: pd.DataFrame, v
     for fit_rows, held in KFold(FOLDS, shuffle=True, random_state=cfg.train.seed).split(y_train):
         part = Ridge(alpha=alpha, solver="sparse_cg", tol=1e-5).fit(x_train[fit_rows], y_train[fit_rows])
         oof[held] = part.predict(x_train[held])
-    shift = ridge.predict(x_train) - oof
+    blend = _blend_layer(model)
+    # blended, the deep network learns the price itself (no shift); summed, the out-of-fold residual
+    shift = np.zeros_like(y_train) if blend is not None else ridge.predict(x_train) - oof
     offset = 0
     for _, _, _, wide, _ in layers:
         kernel = wide.get_weights()[0]
@@ -101,11 +113,42 @@ def init_wide_from_ridge(model: keras.Model, cfg: Config, train: pd.DataFrame, v
         offset += kernel.shape[0]
         wide.set_weights([kernel])
         wide.trainable = False
-    head = model.get_layer("head_linear")
-    kernel, _ = head.get_weights()
-    head.set_weights([kernel, np.array([ridge.intercept_], dtype="float32")])
+    if blend is not None:
+        blend.intercept.assign(float(ridge.intercept_))
+    else:
+        head = model.get_layer("head_linear")
+        kernel, _ = head.get_weights()
+        head.set_weights([kernel, np.array([ridge.intercept_], dtype="float32")])
     chosen = {"alpha": alpha, "valid_rmsle": scores[alpha], "features": int(x_train.shape[1]),
               "oof_rmsle": float(np.sqrt(np.mean((oof - y_train) ** 2))), "seconds": round(time.time() - t0, 1)}
     log.info("event=wide_init %s", " ".join(f"{k}={v}" for k, v in chosen.items()))
     chosen["train_shift"] = shift
+    return chosen
+
+
+def fit_blend(model: keras.Model, valid_ds) -> dict | None:
+    """Choose the blend's deep weight on the valid split (least squares, clipped to [0, 1]).
+
+    Training used the configured weight for early stopping; the two estimates are then scored on
+    the valid rows (`valid_ds` yields features and log prices) and mixed as well as they can be.
+    Returns None for models without a blend.
+    """
+    blend = _blend_layer(model)
+    if blend is None:
+        return None
+    start = float(blend.deep_weight.numpy())
+    wide, deep, y = [], [], []
+    for x, log_price in valid_ds:  # both estimates of a batch in the same pass as its labels
+        for w, out in ((0.0, wide), (1.0, deep)):
+            blend.deep_weight.assign(w)
+            out.append(np.asarray(model(x, training=False)).reshape(-1))
+        y.append(np.asarray(log_price).reshape(-1))
+    wide, deep, y = (np.concatenate(v).astype("float64") for v in (wide, deep, y))
+    gap = deep - wide
+    weight = float(np.clip(np.dot(gap, y - wide) / max(np.dot(gap, gap), 1e-12), 0.0, 1.0))
+    blend.deep_weight.assign(weight)
+    rmsle = {name: round(float(np.sqrt(np.mean((p - y) ** 2))), 5)
+             for name, p in (("wide", wide), ("deep", deep), ("blend", wide + weight * gap))}
+    chosen = {"deep_weight": round(weight, 4), "trained_with": start, **{f"valid_rmsle_{k}": v for k, v in rmsle.items()}}
+    log.info("event=blend %s", " ".join(f"{k}={v}" for k, v in chosen.items()))
     return chosen

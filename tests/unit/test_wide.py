@@ -26,3 +26,48 @@ def test_ridge_warm_start_beats_the_mean_and_freezes_the_wide_layers(tiny_datase
     vocab = model.get_layer("metadata_encoder").get_layer("condition_lookup").get_vocabulary()
     offsets = dict(zip(vocab, wide[0].get_weights()[0][:, 0], strict=False))
     assert offsets["new_with_tags"] > offsets["poor"]  # the generator's condition effect, recovered
+
+
+def test_blend_passes_the_deep_estimate_while_training_and_blends_in_inference():
+    import keras
+
+    from training.features import WideDeepBlend
+
+    layer = WideDeepBlend(0.25)
+    deep, wide = np.array([[2.0], [4.0]], "float32"), np.array([[1.0], [0.0]], "float32")
+    layer.build([deep.shape, wide.shape])
+    layer.intercept.assign(1.0)
+    np.testing.assert_allclose(layer([deep, wide], training=True), deep)
+    np.testing.assert_allclose(layer([deep, wide], training=False), 0.75 * (wide + 1.0) + 0.25 * deep)
+    clone = WideDeepBlend.from_config(keras.saving.serialize_keras_object(layer)["config"])
+    assert clone.initial_weight == 0.25
+
+
+def test_blended_model_puts_the_ridge_intercept_in_the_blend_and_trains_on_the_price(tiny_dataset, tmp_path):
+    """With model.blend > 0 the deep network learns the whole price: no out-of-fold shift."""
+    cfg = tiny_config(tiny_dataset, tmp_path)
+    cfg.model.blend, cfg.model.fusion = 0.4, "sum"
+    table = load_table(cfg)
+    train, valid = table.part("train"), table.part("valid")
+    model = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
+    chosen = init_wide_from_ridge(model, cfg, train, valid)
+    assert np.all(chosen["train_shift"] == 0)
+    blend = model.get_layer("log_price")
+    assert abs(float(blend.intercept.numpy())) > 1.0 and abs(float(blend.deep_weight.numpy()) - 0.4) < 1e-6
+    assert model.get_layer("fusion").__class__.__name__ == "Add"
+
+
+def test_blend_weight_chosen_on_valid_is_never_worse_than_either_estimate(tiny_dataset, tmp_path):
+    from training.data import make_dataset
+    from training.wide import fit_blend
+
+    cfg = tiny_config(tiny_dataset, tmp_path)
+    cfg.model.blend = 0.5
+    table = load_table(cfg)
+    train, valid = table.part("train"), table.part("valid")
+    model = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
+    init_wide_from_ridge(model, cfg, train, valid)
+    chosen = fit_blend(model, make_dataset(cfg, valid, training=False, columns=list(model.input)))
+    assert 0.0 <= chosen["deep_weight"] <= 1.0
+    assert chosen["valid_rmsle_blend"] <= min(chosen["valid_rmsle_wide"], chosen["valid_rmsle_deep"]) + 1e-6
+    assert abs(float(model.get_layer("log_price").deep_weight.numpy()) - chosen["deep_weight"]) < 1e-4
