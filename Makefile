@@ -12,10 +12,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 FUZZ_EXAMPLES ?= 400
 SOAK_SECONDS ?= 300
+SHARDS ?= 8
+WORKERS ?= 2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv data train predict evaluate test lint format clean serve browser-deps docker-build docker-run container-test container-tools container-model bench fuzz soak audit
+.PHONY: help venv data train predict evaluate test lint format clean serve browser-deps docker-build docker-run container-test container-tools container-model bench fuzz soak audit shards train-workers test-distributed
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -38,6 +40,13 @@ train: $(VENV)/.installed  ## train, evaluate and export (CONFIG=... for another
 	@if [ "$(CONFIG)" = "$(DEFAULT_CONFIG)" ]; then $(MAKE) --no-print-directory data; fi
 	$(PY) -m training train --config $(CONFIG) $(if $(RESUME),--resume,) $(ARGS)
 
+shards: $(VENV)/.installed  ## CONFIG=... SHARDS=N: the table and its photos as N TFRecord files per split + manifest.json
+	$(PY) -m training shards --config $(CONFIG) --shards $(SHARDS) $(if $(OUT),--out $(OUT),) $(ARGS)
+
+train-workers: $(VENV)/.installed  ## WORKERS=N local multi-worker training (TF_CONFIG set per process), restarted on failure
+	@if [ "$(CONFIG)" = "$(DEFAULT_CONFIG)" ]; then $(MAKE) --no-print-directory data; fi
+	$(PY) -m training launch --workers $(WORKERS) -- --config $(CONFIG) $(ARGS)
+
 predict: $(VENV)/.installed  ## MODEL=models/price INPUT=items.csv OUTPUT=predictions.csv
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "error: give INPUT=table.csv OUTPUT=predictions.csv"; exit 2; }
 	$(PY) -m training predict --model $(MODEL) --input $(INPUT) --output $(OUTPUT)
@@ -45,8 +54,11 @@ predict: $(VENV)/.installed  ## MODEL=models/price INPUT=items.csv OUTPUT=predic
 evaluate: $(VENV)/.installed  ## MODEL=models/price/1 CONFIG=...: score an exported model, write its report
 	$(PY) -m training evaluate --model $(MODEL) --config $(CONFIG)
 
-test: $(VENV)/.installed browser-deps  ## the whole test suite
-	$(PY) -m pytest -q tests
+test: $(VENV)/.installed browser-deps  ## the test suite, but for the two-worker runs (make test-distributed)
+	$(PY) -m pytest -q tests --ignore=tests/distributed/test_multi_worker.py
+
+test-distributed: $(VENV)/.installed  ## two training workers on 127.0.0.1 vs one process; a worker killed and restarted
+	$(PY) -m pytest -q tests/distributed/test_multi_worker.py
 
 serve: $(VENV)/.installed  ## run the prediction service on MODEL_DIR (default models/price), HOST:PORT
 	MODEL_DIR=$(MODEL_DIR) HOST=$(HOST) PORT=$(PORT) $(PY) -m service
@@ -88,10 +100,10 @@ audit: $(VENV)/.installed  ## pip-audit of the pinned requirements and the insta
 	$(PY) -m reliability.audit
 
 lint: $(VENV)/.installed  ## ruff
-	$(PY) -m ruff check training service tests bench reliability
+	$(PY) -m ruff check training service tests bench reliability deploy
 
 format: $(VENV)/.installed
-	$(PY) -m ruff format training service tests bench reliability
+	$(PY) -m ruff format training service tests bench reliability deploy
 
 clean:  ## remove generated data, runs and the venv (keeps exported models)
 	rm -rf $(VENV) data/synthetic runs .pytest_cache

@@ -1,4 +1,4 @@
-"""Command line: `python -m training {train,predict,evaluate} ...` (the Makefile calls these)."""
+"""Command line: `python -m training {train,predict,evaluate,shards,launch} ...` (the Makefile calls these)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--config", default="training/configs/synthetic.toml")
     t.add_argument("--resume", action="store_true", help="continue the newest unfinished run")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
+    t.add_argument("--strategy", choices=("default", "mirrored", "multi-worker"),
+                   help="distribution strategy (default: train.strategy); multi-worker reads TF_CONFIG")
+    t.add_argument("--run-dir", help="run folder (multi-worker: shared by all workers; default runs/<name>/job-<cluster hash>)")
+    sh = sub.add_parser("shards", help="write the table and its photos as TFRecord shards + manifest.json")
+    sh.add_argument("--config", default="training/configs/synthetic.toml")
+    sh.add_argument("--shards", type=int, default=8, help="files per split")
+    sh.add_argument("--out", help="output folder (default data/shards/<name>)")
+    sh.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    la = sub.add_parser("launch", help="run `train` as N local multi-worker processes (TF_CONFIG set for each)")
+    la.add_argument("--workers", type=int, default=2)
+    la.add_argument("--max-restarts", type=int, default=3, help="restarts of failed workers, in all")
+    la.add_argument("--log-dir", help="folder for worker-<i>.log (default: a temporary folder)")
+    la.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then the arguments of `train`")
     pr = sub.add_parser("predict", help="predict every row of a table")
     pr.add_argument("--model", default="models/price", help="models/<name> (newest version) or a version folder")
     pr.add_argument("--input", required=True)
@@ -44,8 +57,25 @@ def main(argv: list[str] | None = None) -> int:
             from training.report import print_summary
 
             cfg = load(a.config, a.set)
-            result = train_and_export(cfg, resume=a.resume)
-            print_summary(result)
+            if a.strategy:
+                cfg.train.strategy = a.strategy
+            from training import distributed
+
+            distributed.setup(cfg.train.strategy)  # before TensorFlow runs anything else
+            result = train_and_export(cfg, resume=a.resume, run_dir=a.run_dir)
+            if result.get("path") is not None:
+                print_summary(result)
+        elif a.cmd == "shards":
+            from training.shards import write_shards
+
+            cfg = load(a.config, a.set)
+            path = write_shards(cfg, a.shards, a.out or f"data/shards/{cfg.name}")
+            print(f"wrote {path}; train from it with: --set data.shards={str(path.resolve())!r}")
+        elif a.cmd == "launch":
+            from training.distributed import launch
+
+            args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
+            return launch(a.workers, args, max_restarts=a.max_restarts, log_dir=a.log_dir)
         elif a.cmd == "predict":
             from training.predict import predict_table
 

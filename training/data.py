@@ -148,14 +148,18 @@ def raw_features(cfg: Config, df: pd.DataFrame, columns: list[str] | None = None
 
 def make_dataset(cfg: Config, df: pd.DataFrame, training: bool, decode: bool = True,
                  batch_size: int | None = None, with_target: bool = True,
-                 columns: list[str] | None = None, cache: str | None = None) -> tf.data.Dataset:
+                 columns: list[str] | None = None, cache: str | None = None,
+                 shard: tuple[int, int] | None = None, repeat: bool = False) -> tf.data.Dataset:
     """A batched, prefetched tf.data pipeline over `df`.
 
     With `decode`, the image feature is the decoded, resized uint8 photo (what the training model
     takes); without it, the encoded file bytes (what the exported model takes). `columns` keeps
     only a model's inputs. `cache` names a file prefix where decoded examples are kept on disk
     after the first epoch, so later epochs (and ablations sharing the file) skip the JPEG decoding
-    while memory stays bounded by the shuffle buffer.
+    while memory stays bounded by the shuffle buffer. `shard=(n, i)` keeps every n-th row from
+    the i-th, before any photo is read (a worker's share under multi-worker training; tf.distribute's
+    own sharding is switched off), and `repeat` makes the training stream endless, so that every
+    worker runs the same number of steps per epoch.
     """
     d = cfg.data
     feats = raw_features(cfg, df, None if cache else columns)
@@ -164,6 +168,8 @@ def make_dataset(cfg: Config, df: pd.DataFrame, training: bool, decode: bool = T
         ds = tf.data.Dataset.from_tensor_slices((feats, y))
     else:
         ds = tf.data.Dataset.from_tensor_slices((feats,))
+    if shard is not None:
+        ds = ds.shard(*shard)
     size = cfg.model.image_size
 
     def load(x, *y):
@@ -187,7 +193,11 @@ def make_dataset(cfg: Config, df: pd.DataFrame, training: bool, decode: bool = T
         if training:  # shuffle the light rows, then read and decode photos in parallel
             ds = ds.shuffle(shuffle, seed=cfg.train.seed, reshuffle_each_iteration=True)
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if repeat:
+        ds = ds.repeat()
     ds = ds.batch(batch_size or cfg.train.batch_size)
     if not with_target:
         ds = ds.map(lambda x: x)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)

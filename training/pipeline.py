@@ -18,6 +18,8 @@ from training import export as exporter
 from training import interval, occlusion
 from training.config import Config
 from training.data import Table, load_table, make_dataset
+from training.distributed import current as current_cluster
+from training.distributed import job_run_dir
 from training.metrics import price_metrics
 from training.model import fit_preprocessing, serving_model
 from training.train import fit
@@ -51,10 +53,24 @@ def _price_range(cfg: Config, model: Any, valid: pd.DataFrame, y_test: np.ndarra
     return {"calibration": block, "test": interval.assess(block, y_test, np.log(pred_test))}
 
 
-def train_and_export(cfg: Config, resume: bool = False) -> dict[str, Any]:
-    """Train the full model (plus the configured ablations and baselines), evaluate, export."""
+def train_and_export(cfg: Config, resume: bool = False, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train the full model (plus the configured ablations and baselines), evaluate, export.
+
+    Under multi-worker training every worker loads the table, fits the preprocessing and trains;
+    only the chief evaluates (baselines included, ablations skipped: they would need the whole
+    cluster again) and exports. The run folder must be the same for all workers: `run_dir`, or
+    one named after the cluster (`job_run_dir`).
+    """
     started = time.time()
-    table: Table = load_table(cfg)
+    cl = current_cluster()
+    shards = None
+    if cfg.data.shards:
+        from training.shards import load_table_for_shards
+
+        table, manifest, folder = load_table_for_shards(cfg)
+        shards = (manifest, folder)
+    else:
+        table = load_table(cfg)
     train, valid, test = (table.part(s) for s in ("train", "valid", "test"))
     log.info("event=data rows=%d train=%d valid=%d test=%d skipped=%s", len(table.frame), len(train), len(valid),
              len(test), json.dumps(table.dropped))
@@ -62,19 +78,33 @@ def train_and_export(cfg: Config, resume: bool = False) -> dict[str, Any]:
         from training.config import UserError
 
         raise UserError("data: the valid and test splits must not be empty")
-    run_dir = run_dir_for(cfg, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+    elif cl.multi_worker:
+        run_dir = job_run_dir(cfg.name)
+    else:
+        run_dir = run_dir_for(cfg, resume)
+    if cl.multi_worker and cfg.train.ablations != "none":
+        log.info("event=ablations_skipped reason=multi_worker ablations=%s", cfg.train.ablations)
+        cfg.train.ablations = "none"
+    if cl.is_chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     pre = fit_preprocessing(cfg, train)
     try:
-        return _train_evaluate_export(cfg, table, pre, run_dir, started)
+        return _train_evaluate_export(cfg, table, pre, run_dir, started, shards)
     finally:
-        shutil.rmtree(run_dir / "cache", ignore_errors=True)
+        if cl.is_chief:
+            shutil.rmtree(run_dir / "cache", ignore_errors=True)
 
 
-def _train_evaluate_export(cfg: Config, table: Table, pre: Any, run_dir: Path, started: float) -> dict[str, Any]:
+def _train_evaluate_export(cfg: Config, table: Table, pre: Any, run_dir: Path, started: float,
+                           shards: tuple[dict, Path] | None = None) -> dict[str, Any]:
     train, valid, test = (table.part(s) for s in ("train", "valid", "test"))
-    model, history = fit(cfg, train, valid, pre, run_dir / "full")
+    model, history = fit(cfg, train, valid, pre, run_dir / "full", shards=shards)
+    if not current_cluster().is_chief:  # the chief evaluates and exports
+        log.info("event=worker_done task=%s epochs=%d", current_cluster().label, len(history.get("loss", [])))
+        return {"path": None, "history": history, "worker": current_cluster().label}
     y_test = test[cfg.data.target].to_numpy()
     pred = np.exp(predict_log(model, cfg, test))
     metrics = price_metrics(y_test, pred)
@@ -103,7 +133,8 @@ def _train_evaluate_export(cfg: Config, table: Table, pre: Any, run_dir: Path, s
         "interval": price_range["calibration"],
         "explain": occlusion.explain_card(cfg, train),
         "training": {"epochs": len(history.get("loss", [])), "best_epoch": history.get("best_epoch"),
-                     "seconds": round(history.get("seconds", 0.0), 1), "run": str(run_dir)},
+                     "seconds": round(history.get("seconds", 0.0), 1), "run": str(run_dir),
+                     **({"blend": history["blend"]} if history.get("blend") else {})},
         "dataset": {**table.fingerprint, "splits": {"train": len(train), "valid": len(valid), "test": len(test)},
                     "skipped_rows": table.dropped},
         "config": cfg.to_dict(),

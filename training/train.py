@@ -3,6 +3,12 @@
 A run lives in `runs/<name>/<run-id>/`: `checkpoints/` (weights after every epoch), `backup/`
 (Keras BackupAndRestore state, which `--resume` continues from), `tensorboard/`, `history.csv`
 and `history.json`.
+
+Under a distribution strategy (`training/distributed.py`) the model is built and compiled inside
+the strategy's scope; `train.batch_size` is the global batch, split over the replicas, so the
+recipe is the same whatever the number of workers. Only the chief writes into the run folder;
+the other workers keep their own logs and checkpoints in a temporary folder, removed at the end,
+and restore from the chief's backup when they are restarted.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import keras
 import numpy as np
 import pandas as pd
 
+from training import distributed
 from training.config import Config
 from training.data import make_dataset
 from training.model import MODALITIES, Preprocessing, build_model
-from training.wide import init_wide_from_ridge
+from training.wide import fit_blend, init_wide_from_ridge
 
 log = logging.getLogger(__name__)
 
@@ -52,49 +59,144 @@ def compile_model(cfg: Config, model: keras.Model, steps_per_epoch: int) -> None
                   loss="mse", metrics=[keras.metrics.RootMeanSquaredError(name="rmsle")])
 
 
+class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore for one process or many: every worker restores from the chief's backup,
+    only the chief writes it, and it writes atomically (a restarted worker never reads half a file).
+
+    Keras 3's own callback has every worker write the same files; the backed-up state is the same
+    on every worker (the variables are mirrored), so one copy is enough.
+    """
+
+    def __init__(self, backup_dir: str, writer: bool = True):
+        super().__init__(backup_dir, delete_checkpoint=False)
+        self.writer = writer
+
+    def _save_model(self):
+        if not self.writer:
+            return
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"partial-{os.getpid()}.weights.h5"
+        self.model.save_weights(str(tmp), overwrite=True)
+        tmp.replace(self._weights_path)
+        meta = folder / "training_metadata.json.tmp"
+        meta.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+        meta.replace(self._training_metadata_path)
+
+
+class Throughput(keras.callbacks.Callback):
+    """Examples per second of each epoch's training steps (all workers together), logged by the chief."""
+
+    def __init__(self, examples_per_epoch: int):
+        super().__init__()
+        self.examples, self.rates = examples_per_epoch, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0, self.t1 = time.time(), None
+
+    def on_test_begin(self, logs=None):  # validation starts: the epoch's training steps are over
+        self.t1 = self.t1 or time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = (self.t1 or time.time()) - self.t0
+        self.rates.append(self.examples / max(seconds, 1e-9))
+        log.info("event=throughput epoch=%d examples=%d train_seconds=%.1f examples_per_second=%.1f",
+                 epoch + 1, self.examples, seconds, self.rates[-1])
+
+
 def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessing, run_dir: Path,
-        modalities: tuple[str, ...] = MODALITIES, label: str = "full") -> tuple[keras.Model, dict]:
+        modalities: tuple[str, ...] = MODALITIES, label: str = "full",
+        shards: tuple[dict, Path] | None = None) -> tuple[keras.Model, dict]:
     """Train one model on the chosen modalities; resumes from `run_dir/backup` if it is there.
 
     Decoded photos are cached in `run_dir.parent/cache/` (shared by the models of one run); the
-    caller removes that folder when the run is over.
+    caller removes that folder when the run is over. With `shards` (manifest, folder) the train and
+    valid rows are read from the TFRecord shards instead of the table. Under a non-default
+    strategy the returned model is a plain copy (built outside the strategy) for evaluation and
+    export on the chief alone.
     """
     t = cfg.train
+    cl = distributed.current()
     keras.utils.set_random_seed(t.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model(cfg, pre, modalities)
-    if cfg.model.wide_init == "ridge":
+    own = run_dir if cl.is_chief else cl.scratch(label)  # where this process writes its files
+    own.mkdir(parents=True, exist_ok=True)
+    with cl.strategy.scope():
+        model = build_model(cfg, pre, modalities)
+    shift = None
+    if cfg.model.wide_init == "ridge":  # deterministic: every worker computes the same solution
         wide = init_wide_from_ridge(model, cfg, train, valid)
         if wide is not None:  # the deep branches learn the out-of-fold residual (training/wide.py)
-            train = train.assign(**{cfg.data.target: train[cfg.data.target] * np.exp(wide["train_shift"])})
-    steps = math.ceil(len(train) / t.batch_size)
-    compile_model(cfg, model, steps)
+            shift = wide["train_shift"]
+            train = train.assign(**{cfg.data.target: train[cfg.data.target] * np.exp(shift)})
+    if cl.kind != "default":
+        log.info("event=replica_start task=%s weights=%s", cl.label, distributed.fingerprint(model.get_weights()))
+    steps = math.ceil(len(train) / t.batch_size)  # global batch: the same steps whatever the workers
+    with cl.strategy.scope():
+        compile_model(cfg, model, steps)
     cols = list(model.input)
-    cache = run_dir.parent / "cache"
+    cache = (run_dir.parent if cl.is_chief else own) / "cache"
     if cfg.data.image and cfg.data.image in cols:
         cache.mkdir(exist_ok=True)
-    args = {"columns": cols}
-    train_ds = make_dataset(cfg, train, training=True, **args, cache=_cache(cfg, cols, cache, "train"))
-    valid_ds = make_dataset(cfg, valid, training=False, **args, cache=_cache(cfg, cols, cache, "valid"))
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    multi = cl.multi_worker
+    if shards is not None:
+        from training.shards import shard_dataset
+
+        manifest, folder = shards
+        ids = dict(zip(train[cfg.data.id], shift, strict=True)) if shift is not None else None
+        train_ds = shard_dataset(cfg, manifest, folder, "train", True, cols, shift=ids, repeat=multi, by_file=multi,
+                                 cache=_cache(cfg, cols, cache, "train"))
+        valid_ds = shard_dataset(cfg, manifest, folder, "valid", False, cols, cache=_cache(cfg, cols, cache, "valid"))
+    else:
+        args = {"columns": cols}
+        share = (cl.num_workers, cl.rank) if multi else None
+        train_ds = make_dataset(cfg, train, training=True, **args, cache=_cache(cfg, cols, cache, "train"),
+                                shard=share, repeat=multi)
+        valid_ds = make_dataset(cfg, valid, training=False, **args, cache=_cache(cfg, cols, cache, "valid"))
+    (own / "checkpoints").mkdir(exist_ok=True)
+    throughput = Throughput(steps * t.batch_size if multi else len(train))
     callbacks = [  # the history row first: an epoch that is backed up is always in history.csv
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
+        keras.callbacks.CSVLogger(str(own / "history.csv"), append=True),
+        WorkerBackupAndRestore(str(run_dir / "backup"), writer=cl.is_chief),
+        keras.callbacks.ModelCheckpoint(str(own / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
                                         save_weights_only=True),
         keras.callbacks.EarlyStopping("val_rmsle", patience=t.patience, restore_best_weights=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+        keras.callbacks.TensorBoard(str(own / "tensorboard"), write_graph=False, profile_batch=0),
+        throughput,
         EpochLog(label, t.epochs),
     ]
     started = time.time()
-    hist = model.fit(train_ds, validation_data=valid_ds, epochs=t.epochs, callbacks=callbacks, verbose=0)
-    history = _full_history(run_dir, hist.history)
+    hist = model.fit(train_ds, validation_data=valid_ds, epochs=t.epochs, callbacks=callbacks, verbose=0,
+                     steps_per_epoch=steps if multi else None)
+    history = _full_history(own, hist.history)
     history["seconds"] = time.time() - started
     history["best_epoch"] = int(np.argmin(history["val_rmsle"])) + 1 if history.get("val_rmsle") else 0
-    tmp = run_dir / "history.json.tmp"
-    tmp.write_text(json.dumps(history))
-    tmp.replace(run_dir / "history.json")
+    history["examples_per_second"] = throughput.rates
+    history["strategy"] = {"kind": cl.kind, "workers": cl.num_workers, "replicas": cl.strategy.num_replicas_in_sync,
+                           "global_batch": t.batch_size}
+    if cl.is_chief:
+        tmp = run_dir / "history.json.tmp"
+        tmp.write_text(json.dumps(history))
+        tmp.replace(run_dir / "history.json")
+    else:
+        distributed.remove(own)
+    if cl.kind != "default":
+        model = _plain_copy(cfg, pre, modalities, model)
+    if cl.is_chief:  # a wide/deep blend takes the mix that is best on the valid split (training/wide.py)
+        chosen = fit_blend(model, valid_ds)
+        if chosen is not None:
+            history["blend"] = chosen
     return model, history
+
+
+def _plain_copy(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...], trained: keras.Model) -> keras.Model:
+    """The trained model rebuilt outside the strategy, so that predicting and exporting need no other worker."""
+    copy = build_model(cfg, pre, modalities)  # same layers in the same order (auto-numbered names differ)
+    pairs = list(zip(copy.weights, trained.weights, strict=True))
+    if any(c.name != t.name or tuple(c.shape) != tuple(t.shape) for c, t in pairs):
+        raise RuntimeError("the rebuilt model's weights do not match the trained model's")
+    for c, t in pairs:
+        c.assign(np.asarray(t.numpy()))
+    return copy
 
 
 def _cache(cfg: Config, cols: list[str], folder: Path, split: str) -> str | None:

@@ -1,0 +1,192 @@
+"""Sharded input for large data: the checked table and its photos in N TFRecord files per split.
+
+`make shards CONFIG=... SHARDS=N` writes `<split>-<i>-of-<N>.tfrecord` (one `tf.train.Example`
+per row: the id, every input column, the log price and the photo's encoded file bytes) and a
+small `manifest.json` (files, row counts, the table's sha256, the rows dropped as unreadable).
+Rows are shuffled with a fixed seed before they are cut into files, so every file is a random
+sample. Training with `data.shards` set reads the train and valid splits from the files, several
+files interleaved; under multi-worker training each worker reads only its own train files
+(`AutoShardPolicy.FILE`). The table's columns (not its photos) are still read for the
+vocabularies, the wide path's Ridge solution and the chief's evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from training.config import Config, UserError
+from training.data import SPLITS, Table, load_table
+from training.features import decode_image
+
+log = logging.getLogger(__name__)
+LOG_TARGET = "__log_price"
+FORMAT = 1
+
+
+def _bytes(values: list[bytes]) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+
+def _float(value: float) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+
+def _example(cfg: Config, row: dict[str, Any], log_price: float, image: bytes | None) -> bytes:
+    d = cfg.data
+    feats = {d.id: _bytes([str(row[d.id]).encode()]), LOG_TARGET: _float(log_price)}
+    for c in [*d.categorical, *d.text]:
+        feats[c] = _bytes([str(row[c]).encode()])
+    for c in d.numeric:
+        feats[c] = _float(float(row[c]))  # NaN (missing) survives as a float
+    if image is not None:
+        feats[d.image] = _bytes([image])
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+def write_shards(cfg: Config, n: int, out: str | Path) -> Path:
+    """Write the table's rows and photos as n TFRecord files per split; returns the manifest path."""
+    if n < 1:
+        raise UserError("shards: the number of shards must be at least 1")
+    started = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.tfrecord"):
+        old.unlink()
+    table = load_table(cfg)
+    d = cfg.data
+    frame = table.frame
+    splits: dict[str, Any] = {}
+    for split in SPLITS:
+        part = frame[frame["__split"] == split]
+        part = part.iloc[np.random.default_rng(cfg.train.seed).permutation(len(part))]
+        log_price = np.log(part[d.target].to_numpy(dtype="float64")).astype("float32")
+        records = part.to_dict("records")
+        files, rows = [], []
+        for i, idx in enumerate(np.array_split(np.arange(len(part)), n)):
+            name = f"{split}-{i:05d}-of-{n:05d}.tfrecord"
+            with tf.io.TFRecordWriter(str(out / name)) as w:
+                for j in idx:
+                    row = records[j]
+                    image = Path(row[d.image]).read_bytes() if d.image else None
+                    w.write(_example(cfg, row, float(log_price[j]), image))
+            files.append(name)
+            rows.append(len(idx))
+        splits[split] = {"files": files, "rows": rows}
+    manifest = {
+        "format": FORMAT, "shards": n, "table": table.fingerprint["table"], "sha256": table.fingerprint["sha256"],
+        "max_rows": cfg.train.max_rows, "split_column": d.split, "columns": _columns(cfg),
+        "dropped": table.dropped, "dropped_ids": _dropped_ids(cfg, table), "splits": splits,
+    }
+    path = out / "manifest.json"
+    tmp = out / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(path)
+    log.info("event=shards path=%s shards=%d rows=%s seconds=%.1f", path, n,
+             {k: sum(v["rows"]) for k, v in splits.items()}, time.time() - started)
+    return path
+
+
+def _columns(cfg: Config) -> dict[str, list[str] | str]:
+    d = cfg.data
+    return {"id": d.id, "categorical": d.categorical, "numeric": d.numeric, "text": d.text, "image": d.image}
+
+
+def _dropped_ids(cfg: Config, table: Table) -> list[str]:
+    """Ids of rows whose photo file exists but does not decode: a reader skipping that check drops them here."""
+    if not cfg.data.image or not table.dropped.get("bad_image"):
+        return []
+    fast = load_table(cfg, check_images=False)
+    return sorted(set(fast.frame[cfg.data.id]) - set(table.frame[cfg.data.id]))
+
+
+def read_manifest(cfg: Config) -> tuple[dict[str, Any], Path]:
+    """The manifest named by `data.shards`, checked against the config and the table."""
+    path = Path(cfg.data.shards)
+    if path.is_dir():
+        path = path / "manifest.json"
+    if not path.exists():
+        raise UserError(f"data.shards: {path} does not exist (make it with `make shards`)")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise UserError(f"data.shards: {path} has format {manifest.get('format')}, expected {FORMAT}: remake the shards")
+    if manifest["columns"] != _columns(cfg):
+        raise UserError(f"data.shards: {path} was made for other columns: remake the shards")
+    return manifest, path.parent
+
+
+def load_table_for_shards(cfg: Config) -> tuple[Table, dict[str, Any], Path]:
+    """The table's columns without decoding every photo, aligned with the rows in the shards."""
+    manifest, folder = read_manifest(cfg)
+    table = load_table(cfg, check_images=False)
+    if table.fingerprint["sha256"] != manifest["sha256"] or manifest["max_rows"] != cfg.train.max_rows:
+        raise UserError(f"data.shards: {folder} was made from another table (or train.max_rows): remake the shards")
+    if manifest["dropped_ids"]:
+        keep = ~table.frame[cfg.data.id].isin(set(manifest["dropped_ids"]))
+        table.frame = table.frame[keep.values].reset_index(drop=True)
+        table.dropped = manifest["dropped"]
+    for split in SPLITS:
+        if len(table.part(split)) != sum(manifest["splits"][split]["rows"]):
+            raise UserError(f"data.shards: the {split} split of the table and of {folder} differ: remake the shards")
+    return table, manifest, folder
+
+
+def shard_dataset(cfg: Config, manifest: dict[str, Any], folder: Path, split: str, training: bool,
+                  columns: list[str], shift: dict[str, float] | None = None, repeat: bool = False,
+                  cache: str | None = None, by_file: bool = False) -> tf.data.Dataset:
+    """A batched tf.data pipeline over one split's shards, files read interleaved.
+
+    `shift` adds a per-id offset to the log price (the wide path's out-of-fold correction);
+    `by_file` asks tf.distribute to give each worker its own files (`AutoShardPolicy.FILE`),
+    otherwise every worker reads every file (what validation wants).
+    """
+    d = cfg.data
+    files = [str(folder / f) for f, n in zip(manifest["splits"][split]["files"], manifest["splits"][split]["rows"],
+                                             strict=True) if n]
+    spec: dict[str, Any] = {d.id: tf.io.FixedLenFeature([], tf.string), LOG_TARGET: tf.io.FixedLenFeature([], tf.float32)}
+    for c in [*d.categorical, *d.text]:
+        spec[c] = tf.io.FixedLenFeature([], tf.string)
+    for c in d.numeric:
+        spec[c] = tf.io.FixedLenFeature([], tf.float32)
+    if d.image:
+        spec[d.image] = tf.io.FixedLenFeature([], tf.string)
+    table = None
+    if shift:
+        keys = tf.constant(list(shift.keys()))
+        values = tf.constant(np.asarray(list(shift.values()), dtype="float32"))
+        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), 0.0)
+    size = cfg.model.image_size
+
+    def parse(record):
+        ex = tf.io.parse_single_example(record, spec)
+        y = ex[LOG_TARGET] + (table.lookup(ex[d.id]) if table is not None else 0.0)
+        x = {c: ex[c] for c in columns}
+        if d.image in x:
+            x[d.image] = decode_image(x[d.image], size)
+        return x, y
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        ds = ds.shuffle(len(files), seed=cfg.train.seed)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), block_length=16,
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if cache:
+        ds = ds.cache(cache)
+    if training:
+        ds = ds.shuffle(min(sum(manifest["splits"][split]["rows"]), cfg.train.shuffle_buffer), seed=cfg.train.seed,
+                        reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (tf.data.experimental.AutoShardPolicy.FILE if by_file
+                                                         else tf.data.experimental.AutoShardPolicy.OFF)
+    return ds.with_options(options)
+
