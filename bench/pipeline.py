@@ -7,12 +7,17 @@ second, from a Keras callback around each epoch) fed three ways:
 - files: ``make_dataset`` without its cache, so every epoch reads each JPEG and decodes it;
 - cached: ``make_dataset`` as ``make train`` uses it: the first epoch reads and decodes the files
   and writes the decoded photos to a cache file, later epochs read that file;
-- memory: the same batches, decoded once and held in memory (``Dataset.cache()`` in RAM).
+- memory: the same examples, decoded once and held in memory (``Dataset.cache()`` in RAM), shuffled
+  each epoch with the same buffer as the training pipeline, then batched: the same work for the
+  training step, nothing left for the pipeline to do.
 
-The three kinds of epoch alternate; the fastest epoch of each kind is kept (the machine is shared:
-others only slow an epoch down), and examples per CPU-second of this process are reported too. It also times the files
-pipeline alone (no model), to show how much faster it produces examples than training takes them.
-Prints one JSON line.
+The kinds of epoch alternate in rounds (memory, files, cached, then the reverse order). The ratio
+to memory of each kind is the median over rounds of the ratio within a round (the others on a
+shared machine change the speed of every epoch by tens of percent within a minute; within a round
+the epochs are seconds apart, and the median ignores a round hit by a burst). The fastest epoch of
+each kind and the examples per CPU-second (this process) are reported too. It also times the
+files pipeline alone (no model), to show how much faster it produces examples than training takes
+them. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -89,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         return [n / s for s in timer.seconds]
 
     files = make_dataset(cfg, train, training=True, columns=cols)
-    memory = make_dataset(cfg, train, training=False, columns=cols).cache()
+    # In memory: the decoded rows cached in RAM, then shuffled and batched as the training pipeline does.
+    unbatched = make_dataset(cfg, train, training=False, columns=cols).unbatch().cache()
+    memory = (
+        unbatched.shuffle(min(n, cfg.train.shuffle_buffer), seed=cfg.train.seed, reshuffle_each_iteration=True)
+        .batch(cfg.train.batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     say(f"pipeline: {n} examples, batch {cfg.train.batch_size}, image {cfg.model.image_size}px; warm-up epoch")
     epochs(memory)  # traces the train step and fills the in-memory cache
 
@@ -113,10 +124,11 @@ def main(argv: list[str] | None = None) -> int:
                 + " examples/s"
             )
 
-    # Best of the epochs of each kind: other processes on the machine only ever slow an epoch
-    # down, so the fastest one is the closest to what the pipeline itself allows (timeit's rule).
+    # Fastest epoch of each kind: other processes on the machine only ever slow an epoch down.
     files_rate, memory_rate, cached_rate = (max(rates[k]) for k in ("files", "memory", "cached"))
     cpu = {k: statistics.median(v) for k, v in cpu_rates.items()}
+    # The ratios: the median over rounds of each round's ratio (epochs seconds apart).
+    paired = {k: [x / m for x, m in zip(rates[k], rates["memory"], strict=True)] for k in ("files", "cached")}
     result = {
         "examples": n,
         "batch_size": cfg.train.batch_size,
@@ -127,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         "cached_first_epoch_examples_per_s": first_cached,
         "cached_examples_per_s": cached_rate,
         "pipeline_only_examples_per_s": pipeline_only,
-        "ratio_files_memory": files_rate / memory_rate,
-        "ratio_cached_memory": cached_rate / memory_rate,
+        "ratio_files_memory": statistics.median(paired["files"]),
+        "ratio_cached_memory": statistics.median(paired["cached"]),
+        "ratio_files_memory_fastest": files_rate / memory_rate,
+        "ratio_cached_memory_fastest": cached_rate / memory_rate,
+        "round_ratios": paired,
         "epochs": rates,
         "examples_per_cpu_s": cpu,
         "ratio_files_memory_cpu": cpu["files"] / cpu["memory"],

@@ -1,9 +1,13 @@
 """Gathers concurrent prediction rows into one SavedModel call, run off the event loop.
 
-Rows wait at most BATCH_MAX_WAIT_MS after the first one arrived, and at most BATCH_MAX_SIZE go
-into one call. A single consumer task forms the batches and runs each call in a worker thread,
-so the event loop never blocks on TensorFlow. With BATCH_MAX_SIZE=1 or BATCH_MAX_WAIT_MS=0 each
-request calls the model itself (still in a worker thread).
+Adaptive micro-batching: a single consumer task forms the batches and runs each call in one
+worker thread, so the event loop never blocks on TensorFlow. A row that finds the model idle is
+sent at once (alone, unless others arrived in the same event-loop turn); the rows that arrive
+while a call runs wait for it and go together into the next call, at most BATCH_MAX_SIZE per
+call. So a lone request pays no waiting, and under load the batches grow with the load.
+BATCH_MAX_WAIT_MS > 0 adds a wait for company before each call (the first row waits at most that
+long after it arrived): bigger batches under moderate load, for that much more latency. With
+BATCH_MAX_SIZE=1 each request calls the model itself (in a worker thread, several at a time).
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ class MicroBatcher:
     def __init__(self, *, max_size: int, max_wait_ms: float, metrics: Metrics) -> None:
         self.max_size = max(1, max_size)
         self.max_wait_s = max(0.0, max_wait_ms) / 1000.0
-        self.enabled = self.max_size > 1 and self.max_wait_s > 0
+        self.enabled = self.max_size > 1
         self.metrics = metrics
         workers = 1 if self.enabled else max(2, os.cpu_count() or 2)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
@@ -136,6 +140,8 @@ class MicroBatcher:
             futures.append(future)
         assert self._wakeup is not None
         self._wakeup.set()
+        if len(futures) == 1:
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
     async def _consume(self) -> None:
@@ -145,8 +151,10 @@ class MicroBatcher:
             while not self._pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+            # With no wait (the default) the call starts at once: rows that queued during the
+            # previous call, or the lone row that found the model idle.
             deadline = self._pending[0].enqueued + self.max_wait_s
-            while len(self._pending) < self.max_size:
+            while self.max_wait_s > 0 and len(self._pending) < self.max_size:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break

@@ -85,12 +85,12 @@ def parse_range(card: Mapping[str, Any]) -> PriceRange | None:
             or abs(pair[0]) > 20
             or abs(pair[1]) > 20
         ):
-            raise CardError(f"interval: quantiles of level {key} must be two finite numbers [q_low, q_high], low <= high")
+            raise CardError(
+                f"interval: quantiles of level {key} must be two finite numbers [q_low, q_high], low <= high"
+            )
         quantiles[level] = (float(pair[0]), float(pair[1]))
     default = block.get("level", 0.8)
-    matched = next(
-        (lv for lv in quantiles if isinstance(default, int | float) and abs(lv - default) < 1e-9), None
-    )
+    matched = next((lv for lv in quantiles if isinstance(default, int | float) and abs(lv - default) < 1e-9), None)
     if matched is None:
         raise CardError(f"interval: the default level {default!r} has no quantiles")
     return PriceRange(level=matched, quantiles=quantiles, method=str(block.get("method", "")))
@@ -202,5 +202,13 @@ def plan_rows(items: Sequence[Mapping[str, Any]], occlusion: Occlusion | None) -
     return Plan(rows=rows, owners=owners, per_item=1 + (occlusion.copies if occlusion is not None else 0))
 
 
-__all__ = ["MODALITIES", "MODALITY_OF_ROLE", "Occlusion", "Plan", "PriceRange", "parse_occlusion", "parse_range",
-           "plan_rows"]
+__all__ = [
+    "MODALITIES",
+    "MODALITY_OF_ROLE",
+    "Occlusion",
+    "Plan",
+    "PriceRange",
+    "parse_occlusion",
+    "parse_range",
+    "plan_rows",
+]

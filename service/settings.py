@@ -41,12 +41,14 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(
         32,
         ge=1,
-        description="Most rows gathered into one SavedModel call; 1 turns micro-batching off.",
+        description="Most rows gathered into one SavedModel call; 1 turns micro-batching off. Rows that "
+        "arrive while a call runs go together into the next call; a row that finds the model idle is sent at once.",
     )
     batch_max_wait_ms: float = Field(
-        5.0,
+        0.0,
         ge=0,
-        description="How long the first queued row waits for others before the model call; 0 turns micro-batching off.",
+        description="Extra wait for company before each model call: the first queued row waits at most this "
+        "long for others. 0 (the default): no wait, batches form only from the rows that queue during a call.",
     )
     inference_timeout_s: float = Field(30.0, gt=0, description="A prediction not answered within this time gets 504.")
     reload_interval_s: float = Field(
@@ -100,8 +102,8 @@ class Settings(BaseSettings):
 
     @property
     def batching_enabled(self) -> bool:
-        """Micro-batching is off when either bound makes gathering pointless."""
-        return self.batch_max_size > 1 and self.batch_max_wait_ms > 0
+        """Micro-batching is off when a call may take only one row."""
+        return self.batch_max_size > 1
 
 
 @lru_cache

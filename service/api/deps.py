@@ -1,4 +1,7 @@
-"""Shared dependencies of the routes, as ``Annotated`` aliases."""
+"""Shared dependencies of the routes, as ``Annotated`` aliases.
+
+All are ``async def``: they do no blocking work, and FastAPI runs a plain ``def`` dependency in
+its thread pool, a thread hop per dependency per request (about 1-2 ms on a busy machine)."""
 
 from __future__ import annotations
 
@@ -25,21 +28,21 @@ class ServiceState:
     batcher: MicroBatcher | None = None
 
 
-def get_service(request: Request) -> ServiceState:
+async def get_service(request: Request) -> ServiceState:
     return request.app.state.service
 
 
 ServiceDep = Annotated[ServiceState, Depends(get_service)]
 
 
-def get_app_settings(service: ServiceDep) -> Settings:
+async def get_app_settings(service: ServiceDep) -> Settings:
     return service.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_model(service: ServiceDep) -> LoadedModel:
+async def get_model(service: ServiceDep) -> LoadedModel:
     """The served model, taken once for the whole request (a swap cannot split a request)."""
     model = service.registry.current
     if model is None:
@@ -59,7 +62,7 @@ _bearer = HTTPBearer(
 )
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

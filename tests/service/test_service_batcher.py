@@ -74,8 +74,51 @@ def test_batching_off_calls_the_model_per_request() -> None:
         assert batcher.enabled is False
         return await asyncio.gather(*(batcher.predict(model, [{"x": 1.0}]) for _ in range(3)))
 
-    asyncio.run(_with_batcher(16, 0, body))
+    asyncio.run(_with_batcher(1, 5, body))
     assert model.calls == [1, 1, 1]
+
+
+def test_a_lone_row_finding_the_model_idle_is_sent_at_once() -> None:
+    model = FakeModel()
+
+    async def body(batcher):
+        assert batcher.enabled is True  # no wait is not "off": rows still queue during a call
+        started = time.perf_counter()
+        for _ in range(5):
+            await batcher.predict(model, [{"x": 1.0}])
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(_with_batcher(16, 0, body))
+    assert model.calls == [1, 1, 1, 1, 1]
+    assert elapsed < 0.25  # a 100 ms wait per row would take 0.5 s
+
+
+def test_rows_arriving_during_a_call_go_together_into_the_next_call() -> None:
+    model = FakeModel(delay=0.2)
+
+    async def body(batcher):
+        first = asyncio.create_task(batcher.predict(model, [{"x": 0.0}]))
+        await asyncio.sleep(0.05)  # the first call is running
+        rest = [asyncio.create_task(batcher.predict(model, [{"x": float(i)}])) for i in range(1, 6)]
+        return await asyncio.gather(first, *rest)
+
+    results = asyncio.run(_with_batcher(16, 0, body))
+    assert model.calls == [1, 5]
+    assert [r[0].price for r in results] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    assert [r[0].batch_size for r in results] == [1, 5, 5, 5, 5, 5]
+
+
+def test_a_wait_gathers_rows_that_arrive_soon_after_an_idle_start() -> None:
+    model = FakeModel()
+
+    async def body(batcher):
+        first = asyncio.create_task(batcher.predict(model, [{"x": 0.0}]))
+        await asyncio.sleep(0.02)
+        second = asyncio.create_task(batcher.predict(model, [{"x": 1.0}]))
+        return await asyncio.gather(first, second)
+
+    asyncio.run(_with_batcher(16, 500, body))
+    assert model.calls == [2]
 
 
 def test_a_bad_row_fails_alone_and_a_non_finite_price_is_a_row_error() -> None:
