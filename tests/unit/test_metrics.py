@@ -54,3 +54,13 @@ def test_non_positive_predictions_stay_finite():
     assert all(math.isfinite(v) for v in m.values())
     assert m["rmsle"] > 20  # log(1e-9) is far from any price
     assert m["within_20pct"] == 0.0
+
+
+def test_a_branch_helps_only_by_more_than_noise():
+    """Leave-one-out deltas under 0.5% of the full model's RMSLE are not called help."""
+    from training.report import format_checks
+
+    lines = dict((text.split(":")[0], ok) for text, ok in format_checks(
+        {"full_rmsle": 0.177, "rmsle_increase_without": {"image": 0.0001, "text": 0.0673, "metadata": -0.01}}))
+    assert lines == {"the image branch makes no clear difference": False, "the text branch helps": True,
+                     "the metadata branch does NOT help": False}
