@@ -14,16 +14,9 @@ from service.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 
-ITEM: dict[str, Any] = {  # the inputs of the default model, as a seller fills them in
-    "brand": "zara",
-    "category": "dress",
-    "condition": "good",
-    "size": "M",
-    "colour": "black",
-    "age_months": 12.0,
-    "title": "Black midi dress",
-    "description": "Worn twice, no stains, comes from a smoke-free home.",
-}
+from service_testkit import GOOD_ITEM  # noqa: E402 - found through the path above
+
+ITEM: dict[str, Any] = dict(GOOD_ITEM)  # the inputs of the default model, as a seller fills them in
 FORM = {k: str(v) for k, v in ITEM.items()}
 
 
