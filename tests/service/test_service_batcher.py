@@ -154,3 +154,48 @@ def test_the_event_loop_keeps_running_during_a_model_call() -> None:
 
     asyncio.run(_with_batcher(8, 1, body))
     assert ticks >= 10  # a blocked loop would tick once or twice during the 0.3 s call
+
+
+def test_a_request_alone_in_the_service_is_priced_on_the_event_loop() -> None:
+    """No thread switch for a lone request; the same answer as the worker path."""
+    model = FakeModel()
+
+    async def body(batcher):
+        alone = await batcher.predict(model, [{"x": 3.0}], alone=True)
+        crowded = await batcher.predict(model, [{"x": 3.0}], alone=False)
+        return alone, crowded, batcher.metrics.inline_calls._value.get()
+
+    alone, crowded, inline = asyncio.run(_with_batcher(8, 0, body))
+    assert alone[0].price == crowded[0].price == 6.0
+    assert inline == 1
+    assert "MainThread" in model.threads and any(n.startswith("inference") for n in model.threads)
+
+
+def test_a_lone_request_waits_for_the_worker_while_a_batch_call_runs() -> None:
+    """While the worker thread runs a call, even a request that is alone joins the next batch."""
+    model = FakeModel(delay=0.2)
+
+    async def body(batcher):
+        first = asyncio.ensure_future(batcher.predict(model, [{"x": 1.0}], alone=False))
+        await asyncio.sleep(0.05)  # the first call is running in the worker thread
+        second = await batcher.predict(model, [{"x": 2.0}], alone=True)
+        return await first, second
+
+    first, second = asyncio.run(_with_batcher(8, 0, body))
+    assert (first[0].price, second[0].price) == (2.0, 4.0)
+    assert model.threads == {n for n in model.threads if n.startswith("inference")}
+
+
+def test_inline_pricing_can_be_turned_off() -> None:
+    model = FakeModel()
+
+    async def body():
+        batcher = MicroBatcher(max_size=8, max_wait_ms=0, metrics=Metrics(), inline_when_alone=False)
+        await batcher.start()
+        try:
+            return await batcher.predict(model, [{"x": 1.0}], alone=True)
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(body())[0].price == 2.0
+    assert all(name.startswith("inference") for name in model.threads)
