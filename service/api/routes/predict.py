@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -118,7 +118,7 @@ async def _run(
     items = len(set(owners))
     try:
         async with asyncio.timeout(service.settings.inference_timeout_s):  # no extra task, unlike wait_for
-            outcomes = await service.batcher.predict(model, rows)
+            outcomes = await service.batcher.predict(model, rows, alone=service.active_requests <= 1)
     except TimeoutError:
         raise HTTPException(504, "the prediction took longer than INFERENCE_TIMEOUT_S") from None
     except BatcherClosed:
@@ -175,6 +175,13 @@ def _require_content_type(request: Request, accepted: tuple[str, ...]) -> None:
         raise HTTPException(415, f"Content-Type {given or '(none)'!r} is not accepted; send {accepted[0]}")
 
 
+def _json(answer: PredictResponse | BatchResponse) -> Response:
+    """The answer as JSON, serialised by pydantic-core in one step: the object was validated when
+    it was built, and FastAPI's own response handling (validate again, then encode) cost a lone
+    request about 0.3 ms. The route's ``response_model`` still documents it in OpenAPI."""
+    return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
+
+
 def _log_model(request: Request, model: LoadedModel, items: int) -> None:
     log = request_log(request.scope)
     log["model_version"] = model.version
@@ -190,7 +197,7 @@ def _log_model(request: Request, model: LoadedModel, items: int) -> None:
 )
 async def predict(
     request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
-) -> PredictResponse:
+) -> Response:
     """Fields are the model's inputs by name (see GET /v1/model); `image` is the photo file
     as base64. A categorical value the model never saw is accepted with a warning. The answer
     holds the price, its calibrated `range` and (unless `explain=false`) the `contributions` of
@@ -201,11 +208,13 @@ async def predict(
     body = await request.body()
     prepared = await _prepare_one(prepare_json, len(body), service.settings, model.schema, body)
     [answer] = await _price(service, model, [prepared], request, explain, range_level)
-    return PredictResponse(
-        **answer,
-        currency=model.schema.currency,
-        model_version=str(model.version),
-        warnings=prepared.warnings,
+    return _json(
+        PredictResponse(
+            **answer,
+            currency=model.schema.currency,
+            model_version=str(model.version),
+            warnings=prepared.warnings,
+        )
     )
 
 
@@ -218,7 +227,7 @@ async def predict(
 )
 async def predict_upload(
     request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
-) -> PredictResponse:
+) -> Response:
     """The same inputs as `/v1/predict` as `multipart/form-data`: the photo as the file part
     named after the image input (`image`), the other inputs as form fields. The same answer."""
     _log_model(request, model, 1)
@@ -248,11 +257,13 @@ async def predict_upload(
     )
     prepared = await _prepare_one(prepare_form, size, settings, model.schema, fields, files)
     [answer] = await _price(service, model, [prepared], request, explain, range_level)
-    return PredictResponse(
-        **answer,
-        currency=model.schema.currency,
-        model_version=str(model.version),
-        warnings=prepared.warnings,
+    return _json(
+        PredictResponse(
+            **answer,
+            currency=model.schema.currency,
+            model_version=str(model.version),
+            warnings=prepared.warnings,
+        )
     )
 
 
@@ -265,7 +276,7 @@ async def predict_upload(
 )
 async def predict_batch(
     request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
-) -> BatchResponse:
+) -> Response:
     """`{"items": [...]}`, each item as the body of `/v1/predict`; the answers (price, range,
     contributions) come in the same order. An invalid item gives 422 naming its index and field."""
     _require_content_type(request, ("application/json",))
@@ -274,10 +285,12 @@ async def predict_batch(
     prepared = await run_in_threadpool(prepare_batch, model.schema, body, service.settings)
     _log_model(request, model, len(prepared))
     answers = await _price(service, model, prepared, request, explain, range_level)
-    return BatchResponse(
-        predictions=[
-            BatchPrediction(**answer, warnings=p.warnings) for answer, p in zip(answers, prepared, strict=True)
-        ],
-        currency=model.schema.currency,
-        model_version=str(model.version),
+    return _json(
+        BatchResponse(
+            predictions=[
+                BatchPrediction(**answer, warnings=p.warnings) for answer, p in zip(answers, prepared, strict=True)
+            ],
+            currency=model.schema.currency,
+            model_version=str(model.version),
+        )
     )
