@@ -139,3 +139,22 @@ def test_start_falls_back_below_a_broken_newest_version(exported, tmp_path, star
     assert client.get("/readyz").json() == {"status": "ready", "model_version": "1"}
     [line] = refusals(caplog, 2)
     assert "model_card.json unreadable" in line and "serving=none" in line
+
+
+def test_a_swap_freezes_the_served_heap_and_lets_the_replaced_version_go(exported, tmp_path, start_client) -> None:
+    """The loaded model's objects go to the GC's permanent generation (no full collection walks
+    them mid-request), and the next swap unfreezes first, so the old version is still freed."""
+    import gc
+    import weakref
+
+    model_dir = tmp_path / "price"
+    install_version(exported["v1"], model_dir, 1)
+    client = start_client(make_settings(model_dir, reload_interval_s=0.1))
+    assert client.post("/v1/predict", json=ITEM).status_code == 200
+    registry = client.app.state.service.registry
+    wait_until(lambda: gc.get_freeze_count() > 10_000, 30, "the heap frozen after the first load")
+    old = weakref.ref(registry.current)
+    install_version(exported["v2"], model_dir, 2)
+    wait_until(lambda: served_version(client) == "2", 60, "version 2 served")
+    assert client.post("/v1/predict", json=ITEM).json()["model_version"] == "2"
+    wait_until(lambda: old() is None or gc.collect() < 0, 30, "version 1 collected")
