@@ -120,7 +120,8 @@ def test_report_targets_markdown_and_plot(tmp_path: Path):
         },
     }
     targets = {t["name"]: t["pass"] for t in evaluate_targets(results)}
-    assert targets["input pipeline: files / memory >= 0.9"] is True
+    name = "input pipeline: files / memory >= 0.9 (as `make train` reads them: photos decoded once into a cache file, epochs 2+)"
+    assert targets[name] is True
     assert targets["peak training RSS: 4N / N <= 1.3"] is False
     assert targets["32 clients: batched service / naive service throughput >= 3"] is True
     assert targets["32 clients: batching on / off throughput >= 1.5"] is True
