@@ -49,6 +49,8 @@ class ModelConfig:
     image_size: int = opt(64, "side in pixels that photos are resized to inside the model")
     image_stem: int = opt(16, "channels of the image encoder's strided stem convolution")
     image_filters: list[int] = opt([32, 64, 96], "channels of the image encoder's residual stages (each halves the side)")
+    image_augment: bool = opt(False, "random flips, shifts and zooms of the photo while training (none in inference)")
+    image_dropout: float = opt(-1.0, "dropout on the image encoder's pooled features (negative: model.dropout)")
     image_units: int = opt(64, "width of the image branch's output")
     embedding_dim: int = opt(12, "embedding width per categorical column")
     metadata_units: int = opt(64, "width of the metadata branch's output")
@@ -59,6 +61,7 @@ class ModelConfig:
     text_deep_tokens: int = opt(0, "n-grams per text column the deep path sees (most frequent first; 0: all); the wide path sees all")
     fusion_units: list[int] = opt([256, 64], "widths of the price head's hidden layers")
     fusion: str = opt("concat", "concat: each branch its own MLP, outputs concatenated into the head; sum: each branch a linear projection to fusion_units[0], summed into the head's first hidden layer")
+    members: int = opt(1, "fusion = sum: independently trained copies of the first hidden layer and the head, averaged in inference (an ensemble inside one model)")
     dropout: float = opt(0.2, "dropout rate in the branches and the head")
     wide_init: str = opt("ridge", "wide path: ridge (solved in closed form, then frozen) or sgd (trained with the rest)")
     blend: float = opt(0.0, "wide_init = ridge: 0 sums the wide path and a deep part trained on its out-of-fold residual; w in (0, 1] blends (1 - w) x the Ridge with w x a deep network that predicts the whole price")
@@ -72,6 +75,7 @@ class TrainConfig:
     batch_size: int = opt(128, "examples per step")
     epochs: int = opt(30, "maximum number of epochs")
     learning_rate: float = opt(2e-3, "peak learning rate (AdamW, cosine decay)")
+    lr_schedule: str = opt("cosine", "cosine: one epoch of warm-up, then cosine decay; halving: the peak rate from the start, halved every epoch (short runs of wide sparse models)")
     weight_decay: float = opt(1e-4, "AdamW weight decay")
     patience: int = opt(4, "epochs without validation improvement before stopping")
     seed: int = opt(0, "random seed for shuffling and initialisation")
@@ -118,6 +122,7 @@ CHOICES = {
     ("model", "wide_init"): {"ridge", "sgd"},
     ("model", "fusion"): {"concat", "sum"},
     ("train", "bad_rows"): {"skip", "fail"},
+    ("train", "lr_schedule"): {"cosine", "halving"},
     ("train", "ablations"): {"none", "single", "leave-one-out", "all"},
     ("train", "strategy"): {"default", "mirrored", "multi-worker"},
 }
@@ -176,6 +181,12 @@ def from_dict(raw: dict[str, Any], base: Path | None = None) -> Config:
         sect = cfg.model if hasattr(cfg.model, k) else cfg.train
         if getattr(sect, k) <= 0:
             raise UserError(f"config: {k} must be positive")
+    if cfg.model.image_dropout >= 1.0:
+        raise UserError(f"config: model.image_dropout must be below 1, got {cfg.model.image_dropout}")
+    if cfg.model.members < 1:
+        raise UserError(f"config: model.members must be at least 1, got {cfg.model.members}")
+    if cfg.model.members > 1 and cfg.model.fusion != "sum":
+        raise UserError("config: model.members > 1 needs model.fusion = \"sum\"")
     if not 0.0 <= cfg.model.blend <= 1.0:
         raise UserError(f"config: model.blend must be between 0 and 1, got {cfg.model.blend}")
     if not 0.0 < cfg.train.interval_level < 1.0:

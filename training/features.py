@@ -146,3 +146,22 @@ class WideDeepBlend(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "deep_weight": self.initial_weight}
+
+
+@keras.saving.register_keras_serializable(package="price")
+class MemberMean(keras.layers.Layer):
+    """[batch, k] estimates of k independently trained members -> their mean, [batch, 1].
+
+    While training the layer passes the k estimates through: the squared error is taken against
+    each member on its own (the label broadcasts over the k columns), so no member learns to make
+    up for another and their errors stay as different as their initialisations made them; in
+    inference (validation, evaluation, serving) it returns their mean, an ensemble inside the model.
+    """
+
+    def call(self, x, training=None):
+        if training:
+            return x
+        return tf.reduce_mean(x, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)

@@ -18,7 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from training.config import Config
-from training.features import DecodeImage, ExpPrice, FillMissing, FirstColumns, IdfWeight, WideDeepBlend
+from training.features import DecodeImage, ExpPrice, FillMissing, FirstColumns, IdfWeight, MemberMean, WideDeepBlend
 
 MODALITIES = ("metadata", "text", "image")
 
@@ -178,6 +178,10 @@ def build_image_encoder(cfg: Config) -> keras.Model:
     s = m.image_size
     inp = keras.Input(shape=(s, s, 3), dtype="uint8", name=cfg.data.image)
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
+    if m.image_augment:  # training only (identity in inference): 7.6k photos are learnt by heart otherwise
+        x = keras.layers.RandomFlip("horizontal", seed=cfg.train.seed, name="augment_flip")(x)
+        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=cfg.train.seed, name="augment_shift")(x)
+        x = keras.layers.RandomZoom(0.15, fill_mode="nearest", seed=cfg.train.seed, name="augment_zoom")(x)
     if m.backbone_weights:
         base = keras.applications.MobileNetV3Small(input_shape=(s, s, 3), include_top=False, weights=None,
                                                    include_preprocessing=False, pooling="avg")
@@ -190,8 +194,9 @@ def build_image_encoder(cfg: Config) -> keras.Model:
         for i, f in enumerate(m.image_filters):  # every stage halves the resolution: cheap on a CPU
             x = _residual(x, f, 2, f"stage{i}")
         x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
-    x = keras.layers.Dropout(m.dropout)(x)
-    if m.fusion == "sum":
+    x = keras.layers.Dropout(m.image_dropout if m.image_dropout >= 0 else m.dropout, name="image_dropout")(x)
+    if m.fusion == "sum":  # unit norm like each text column's bag: the photo cannot drown the rest at the start
+        x = keras.layers.UnitNormalization(name="image_unit")(x)
         x = keras.layers.Dense(fusion_width(cfg), name="image_project")(x)
     else:
         x = keras.layers.Dense(m.image_units, activation="gelu")(x)
@@ -199,8 +204,8 @@ def build_image_encoder(cfg: Config) -> keras.Model:
 
 
 def fusion_width(cfg: Config) -> int:
-    """Width of the branches' outputs when they are summed (the head's first hidden layer)."""
-    return cfg.model.fusion_units[0] if cfg.model.fusion_units else 256
+    """Width of the branches' outputs when they are summed: the first hidden layer of every member."""
+    return (cfg.model.fusion_units[0] if cfg.model.fusion_units else 256) * cfg.model.members
 
 
 def active_modalities(cfg: Config, modalities: tuple[str, ...] = MODALITIES) -> tuple[str, ...]:
@@ -230,26 +235,41 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
         wide += [out["wide"]] if "wide" in out else []
     if "image" in mods:
         branches.append(build_image_encoder(cfg)(inputs[d.image]))
+    k = m.members
     if m.fusion == "sum":
         # the branches' linear projections add up to the first hidden layer (a one-hidden-layer
-        # MLP over one-hot metadata, tf-idf text and image features, as the Mercari winners did)
+        # MLP over one-hot metadata, tf-idf text and image features, as the Mercari winners did);
+        # with k members, k such layers side by side, each feeding its own head
         x = keras.layers.Add(name="fusion")(branches) if len(branches) > 1 else branches[0]
         x = keras.layers.Activation("relu", name="fusion_relu")(x)
         skip, widths = x, m.fusion_units[1:]
     else:
         x = keras.layers.Concatenate(name="fusion")(branches) if len(branches) > 1 else branches[0]
         skip, widths = x, m.fusion_units
+    if k > 1:  # [batch, k * width] -> [batch, k, width]: the members share no weight from here on
+        x = keras.layers.Reshape((k, fusion_width(cfg) // k), name="members_split")(x)
     for i, units in enumerate(widths):
         x = keras.layers.Dropout(m.dropout, name=f"head_dropout{i}")(x)
-        x = keras.layers.Dense(units, activation="gelu", name=f"head_dense{i}")(x)
-    deep = keras.layers.Dense(1, name="head_out")(x)
-    linear = keras.layers.Dense(1, kernel_initializer="zeros",
+        if k > 1:
+            x = keras.layers.EinsumDense("bkw,kwu->bku", (k, units), bias_axes="ku", activation="gelu",
+                                         name=f"head_dense{i}")(x)
+        else:
+            x = keras.layers.Dense(units, activation="gelu", name=f"head_dense{i}")(x)
+    if k > 1:
+        deep = keras.layers.EinsumDense("bku,ku->bk", (k,), bias_axes="k", name="head_out")(x)
+    else:
+        deep = keras.layers.Dense(1, name="head_out")(x)
+    linear = keras.layers.Dense(k, kernel_initializer="zeros",
                                 bias_initializer=keras.initializers.Constant(pre.target_mean), name="head_linear")(skip)
     if wide and m.wide_init == "ridge" and m.blend > 0:
         # wide & deep as an ensemble: the frozen Ridge and the deep network, each a whole estimate
         deep_log_price = keras.layers.Add(name="deep_log_price")([deep, linear])
+        if k > 1:
+            deep_log_price = MemberMean(name="deep_mean")(deep_log_price)
         wide_sum = keras.layers.Add(name="wide_sum")(wide) if len(wide) > 1 else wide[0]
         log_price = WideDeepBlend(m.blend, name="log_price")([deep_log_price, wide_sum])
+    elif k > 1:
+        log_price = MemberMean(name="log_price")(keras.layers.Add(name="members_log_price")([deep, linear, *wide]))
     else:
         # wide & deep as one sum: the branches' linear terms (category offsets, n-gram weights) add in
         log_price = keras.layers.Add(name="log_price")([deep, linear, *wide])

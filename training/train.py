@@ -52,11 +52,31 @@ class EpochLog(keras.callbacks.Callback):
 
 def compile_model(cfg: Config, model: keras.Model, steps_per_epoch: int) -> None:
     t = cfg.train
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, t.epochs * steps_per_epoch - steps_per_epoch), warmup_target=t.learning_rate,
-        warmup_steps=steps_per_epoch, alpha=0.02)
+    if t.lr_schedule == "halving":  # no warm-up, then half the rate every epoch (like doubling the batch)
+        schedule = keras.optimizers.schedules.ExponentialDecay(t.learning_rate, steps_per_epoch, 0.5, staircase=True)
+    else:  # one epoch of linear warm-up, then a cosine down to 2% of the peak
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(1, t.epochs * steps_per_epoch - steps_per_epoch), warmup_target=t.learning_rate,
+            warmup_steps=steps_per_epoch, alpha=0.02)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay, clipnorm=1.0),
-                  loss="mse", metrics=[keras.metrics.RootMeanSquaredError(name="rmsle")])
+                  loss=log_price_mse, metrics=[LogPriceRMSE(name="rmsle")])
+
+
+def log_price_mse(y_true, y_pred):
+    """Squared error of the log price, against every column of `y_pred`.
+
+    A model with `model.members = k` outputs k estimates while training: each member is scored on
+    its own (the label is broadcast over the columns), so the members train independently.
+    """
+    y_true = keras.ops.cast(keras.ops.reshape(y_true, (-1, 1)), y_pred.dtype)
+    return keras.ops.mean(keras.ops.square(y_pred - y_true), axis=-1)
+
+
+class LogPriceRMSE(keras.metrics.RootMeanSquaredError):
+    """RMSE of the log price (RMSLE); the label is broadcast over the members' columns."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(keras.ops.reshape(y_true, (-1, 1)), y_pred, sample_weight)
 
 
 class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):

@@ -135,3 +135,29 @@ def test_train_cli_rejects_a_bad_config_with_one_line(tmp_path):
     line = proc.stderr.strip()
     assert "\n" not in line and line.startswith("error: config: unknown key 'data.what' (known: categorical, ")
     assert "table, target, text" in line  # the known keys of [data], sorted
+
+
+def test_the_small_data_recipe_exports_with_the_same_prices_as_in_memory(tiny_dataset, tmp_path):
+    """The Myntra recipe (summed fusion, three members, wide/deep blend, photo augmentation,
+    halving rate) trains, exports, and serves the in-memory model's prices: the members' mean and
+    the blend live in the SavedModel, and augmentation is off in inference."""
+    from training.pipeline import train_and_export
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        cfg = tiny_config(tiny_dataset, tmp_path / "models", lr_schedule="halving", learning_rate=3e-3)
+        m = cfg.model
+        m.fusion, m.members, m.blend, m.image_augment = "sum", 3, 0.4, True
+        result = train_and_export(cfg)
+    finally:
+        os.chdir(cwd)
+    card = json.loads((Path(result["path"]) / "model_card.json").read_text())
+    assert card["config"]["model"]["members"] == 3 and 0.0 <= card["training"]["blend"]["deep_weight"] <= 1.0
+    test = load_table(cfg).part("test").head(16)
+    batch = _raw_batch(cfg, test)
+    in_memory = serving_model(cfg, result["model"])(batch)["price"].numpy()
+    served = tf.saved_model.load(str(result["path"])).signatures["serving_default"](**batch)["price"].numpy()
+    np.testing.assert_allclose(served, in_memory, rtol=1e-5)
+    again = tf.saved_model.load(str(result["path"])).signatures["serving_default"](**batch)["price"].numpy()
+    np.testing.assert_array_equal(served, again)  # no random augmentation in the served model

@@ -35,6 +35,10 @@ def test_shipped_configs_load():
         ({"data": {"table": "t.csv", "categorical": ["a"], "text": ["a"]}}, "named in more than one role"),
         ({"data": {"table": "t.csv", "categorical": ["price"]}}, "the target 'price' is also an input"),
         ({**BASE, "model": []}, "[model] must be a table"),
+        ({**BASE, "model": {"members": 0}}, "model.members must be at least 1"),
+        ({**BASE, "model": {"members": 3}}, 'model.members > 1 needs model.fusion = "sum"'),
+        ({**BASE, "model": {"image_dropout": 1.0}}, "model.image_dropout must be below 1"),
+        ({**BASE, "train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of"),
     ],
 )
 def test_invalid_configs_name_the_problem(raw, message):

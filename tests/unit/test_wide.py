@@ -71,3 +71,38 @@ def test_blend_weight_chosen_on_valid_is_never_worse_than_either_estimate(tiny_d
     assert 0.0 <= chosen["deep_weight"] <= 1.0
     assert chosen["valid_rmsle_blend"] <= min(chosen["valid_rmsle_wide"], chosen["valid_rmsle_deep"]) + 1e-6
     assert abs(float(model.get_layer("log_price").deep_weight.numpy()) - chosen["deep_weight"]) < 1e-4
+
+
+def test_members_train_on_their_own_error_and_average_in_inference(tiny_dataset, tmp_path):
+    """model.members = k: k heads side by side; the loss sees each one, inference their mean."""
+    from training.features import MemberMean
+
+    layer = MemberMean()
+    x = np.array([[1.0, 3.0, 5.0], [0.0, 0.0, 3.0]], "float32")
+    np.testing.assert_allclose(layer(x, training=True), x)
+    np.testing.assert_allclose(layer(x, training=False), [[3.0], [1.0]])
+
+    cfg = tiny_config(tiny_dataset, tmp_path)
+    cfg.model.fusion, cfg.model.members, cfg.model.blend = "sum", 3, 0.5
+    table = load_table(cfg)
+    train = table.part("train")
+    model = build_model(cfg, fit_preprocessing(cfg, train))
+    x = {c: train[c].to_numpy() for c in model.input if c != cfg.data.image}
+    if cfg.data.image:
+        s = cfg.model.image_size
+        x[cfg.data.image] = np.random.default_rng(0).integers(0, 255, (len(train), s, s, 3), dtype="uint8")
+    x = {c: v[:8] for c, v in x.items()}
+    members = np.asarray(model(x, training=True))
+    assert members.shape == (8, 3) and np.std(members, axis=1).mean() > 1e-4  # different initialisations
+    kernel = model.get_layer("head_dense0").kernel
+    assert tuple(kernel.shape)[0] == 3  # one block of weights per member, none shared
+    # the squared error is taken against each member: the label broadcasts over the k columns
+    from training.train import LogPriceRMSE, log_price_mse
+
+    y = np.ones((8,), "float32")  # the pipeline's labels are one log price per row
+    np.testing.assert_allclose(np.asarray(log_price_mse(y, members)), np.mean((members - 1) ** 2, axis=1), rtol=1e-5)
+    metric = LogPriceRMSE()
+    metric.update_state(y, members)
+    np.testing.assert_allclose(float(metric.result()), np.sqrt(np.mean((members - 1) ** 2)), rtol=1e-5)
+    mean = np.asarray(model(x, training=False))
+    assert mean.shape == (8, 1)
