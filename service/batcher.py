@@ -8,13 +8,6 @@ call. So a lone request pays no waiting, and under load the batches grow with th
 BATCH_MAX_WAIT_MS > 0 adds a wait for company before each call (the first row waits at most that
 long after it arrived): bigger batches under moderate load, for that much more latency. With
 BATCH_MAX_SIZE=1 each request calls the model itself (in a worker thread, several at a time).
-
-A request that is alone in the service (no other request in flight, the model idle) is priced on
-the event loop itself (INLINE_WHEN_ALONE, on by default): the two thread switches of the worker
-path cost a lone request 1-3 ms on a busy 2-core machine, about as much as the model call, and
-with nobody else in the service there is nothing the loop could do meanwhile. Such a call is not
-cut off by INFERENCE_TIMEOUT_S (a batch-1 call takes milliseconds; the photo's size is checked
-before). As soon as a second request is in flight, every call goes through the worker thread.
 """
 
 from __future__ import annotations
@@ -97,10 +90,8 @@ def run_model(model: LoadedModel, rows: Sequence[Mapping[str, Any]], metrics: Me
 class MicroBatcher:
     """Async front of the model: ``await predict(model, rows)`` gives one Outcome per row."""
 
-    def __init__(self, *, max_size: int, max_wait_ms: float, metrics: Metrics, inline_when_alone: bool = True) -> None:
+    def __init__(self, *, max_size: int, max_wait_ms: float, metrics: Metrics) -> None:
         self.max_size = max(1, max_size)
-        self.inline_when_alone = inline_when_alone
-        self._busy = False  # a batch call is running in the worker thread
         self.max_wait_s = max(0.0, max_wait_ms) / 1000.0
         self.enabled = self.max_size > 1
         self.metrics = metrics
@@ -130,17 +121,10 @@ class MicroBatcher:
                 job.future.set_exception(BatcherClosed("the service is shutting down"))
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def predict(
-        self, model: LoadedModel, rows: Sequence[Mapping[str, Any]], alone: bool = False
-    ) -> list[Outcome]:
-        """Price ``rows`` with ``model``; chunks of at most BATCH_MAX_SIZE rows per call.
-        ``alone``: no other request is in flight (see the module docstring)."""
+    async def predict(self, model: LoadedModel, rows: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        """Price ``rows`` with ``model``; chunks of at most BATCH_MAX_SIZE rows per call."""
         if self._closed:
             raise BatcherClosed("the service is shutting down")
-        if alone and self.inline_when_alone and self.enabled and len(rows) <= self.max_size and not self._busy:
-            if not self._pending:
-                self.metrics.inline_calls.inc()
-                return run_model(model, rows, self.metrics)
         loop = asyncio.get_running_loop()
         if not self.enabled:
             outcomes: list[Outcome] = []
@@ -182,7 +166,6 @@ class MicroBatcher:
             batch = self._take_batch()
             if not batch:
                 continue
-            self._busy = True
             try:
                 outcomes = await loop.run_in_executor(
                     self._executor, run_model, batch[0].model, [j.row for j in batch], self.metrics
@@ -194,8 +177,6 @@ class MicroBatcher:
                 raise
             except Exception as exc:  # noqa: BLE001  # the executor itself failed
                 outcomes = [Outcome(None, exc, len(batch))] * len(batch)
-            finally:
-                self._busy = False
             for job, outcome in zip(batch, outcomes, strict=True):
                 if not job.future.done():
                     job.future.set_result(outcome)

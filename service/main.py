@@ -50,7 +50,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_size=settings.batch_max_size,
         max_wait_ms=settings.batch_max_wait_ms,
         metrics=service.metrics,
-        inline_when_alone=settings.inline_when_alone,
     )
     await service.batcher.start()
     service.registry.start()

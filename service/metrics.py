@@ -58,11 +58,6 @@ class Metrics:
             ["name", "version", "currency"],
             registry=self.registry,
         )
-        self.inline_calls = Counter(
-            "model_inline_calls_total",
-            "Model calls made on the event loop for a request that was alone in the service.",
-            registry=self.registry,
-        )
         self.model_loads = Counter(
             "model_loads_total",
             "Model versions loaded (result=loaded) or refused (result=refused).",

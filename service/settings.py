@@ -50,12 +50,6 @@ class Settings(BaseSettings):
         description="Extra wait for company before each model call: the first queued row waits at most this "
         "long for others. 0 (the default): no wait, batches form only from the rows that queue during a call.",
     )
-    inline_when_alone: bool = Field(
-        True,
-        description="Price a request that is alone in the service (no other request in flight, the model idle) "
-        "on the event loop, without the two thread switches of the worker path (about 1-3 ms on a busy machine); "
-        "such a call is not cut off by INFERENCE_TIMEOUT_S. Only with micro-batching on.",
-    )
     inference_timeout_s: float = Field(30.0, gt=0, description="A prediction not answered within this time gets 504.")
     reload_interval_s: float = Field(
         10.0,

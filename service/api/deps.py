@@ -26,7 +26,6 @@ class ServiceState:
     metrics: Metrics
     registry: ModelRegistry
     batcher: MicroBatcher | None = None
-    active_requests: int = 0  # HTTP requests in flight (kept by the request middleware)
 
 
 async def get_service(request: Request) -> ServiceState:

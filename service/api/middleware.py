@@ -101,7 +101,6 @@ class RequestMiddleware:
                 body_done = not message.get("more_body", False)
             return message
 
-        self.service.active_requests += 1
         try:
             declared = Headers(scope=scope).get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -116,7 +115,6 @@ class RequestMiddleware:
             if not response_started:
                 await self._send_json(send_wrapper, 500, "internal error")
         finally:
-            self.service.active_requests -= 1
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             label = getattr(route, "path", None) or (path if path in KNOWN_ROUTES else "unmatched")

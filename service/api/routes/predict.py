@@ -118,7 +118,7 @@ async def _run(
     items = len(set(owners))
     try:
         async with asyncio.timeout(service.settings.inference_timeout_s):  # no extra task, unlike wait_for
-            outcomes = await service.batcher.predict(model, rows, alone=service.active_requests <= 1)
+            outcomes = await service.batcher.predict(model, rows)
     except TimeoutError:
         raise HTTPException(504, "the prediction took longer than INFERENCE_TIMEOUT_S") from None
     except BatcherClosed:
