@@ -30,7 +30,7 @@ from training import interval, report
 from training.baselines import Baseline, fit_baselines, log_target
 from training.config import Config, UserError
 from training.data import Table, load_table
-from training.metrics import price_metrics
+from training.metrics import bootstrap_rmsle, price_metrics
 from training.model import Preprocessing, active_modalities
 
 log = logging.getLogger(__name__)
@@ -159,21 +159,35 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
         best = min(base, key=base.__getitem__)
         out.update(best_baseline=best, best_baseline_rmsle=base[best],
                    beats_every_baseline=bool(all(full < r for r in base.values())))
+        if "vs_full" in evaluation[best]:
+            out["best_baseline_margin_ci95"] = evaluation[best]["vs_full"]["ci95"]
     single = {k: v["test"]["rmsle"] for k, v in evaluation.items()
               if v.get("kind") == "ablation" and len(v.get("modalities", [])) == 1}
     if single:
         best = min(single, key=single.__getitem__)
         out.update(best_single=best, best_single_rmsle=single[best], full_over_best_single=full / single[best])
-    loo = {k[3:]: v["test"]["rmsle"] - full for k, v in evaluation.items()
-           if v.get("kind") == "ablation" and k.startswith("no-")}
+    loo = {k[3:]: v for k, v in evaluation.items() if v.get("kind") == "ablation" and k.startswith("no-")}
     if loo:  # how much worse the model gets without each branch (positive: the branch helps)
-        out["rmsle_increase_without"] = loo
+        out["rmsle_increase_without"] = {m: v["test"]["rmsle"] - full for m, v in loo.items()}
+        cis = {m: v["vs_full"]["ci95"] for m, v in loo.items() if "vs_full" in v}
+        if cis:  # paired bootstrap over the test rows: does the gap stand out from the split's noise?
+            out["rmsle_increase_without_ci95"] = cis
     rng = (evaluation["full"].get("interval") or {}).get("test")
     if rng:  # the price range: is its test coverage within 0.05 of its nominal level?
         out.update(range_level=rng["level"], range_coverage=rng["coverage"],
                    range_median_relative_width=rng["median_relative_width"],
                    range_coverage_ok=interval.coverage_ok(rng["coverage"], rng["level"]))
     return out
+
+
+def attach_uncertainty(evaluation: dict[str, dict[str, Any]], preds: dict[str, np.ndarray], log_y: np.ndarray) -> None:
+    """Add to every entry a 95% bootstrap interval of its test RMSLE and, but for the full model,
+    of its gap to the full model (paired: both scored on the same resampled rows)."""
+    boot = bootstrap_rmsle(log_y, {k: p for k, p in preds.items() if k in evaluation}, reference="full")
+    for name, b in boot.items():
+        evaluation[name]["test_rmsle_ci95"] = b["rmsle_ci"]
+        if "delta" in b:
+            evaluation[name]["vs_full"] = {"rmsle_delta": b["delta"], "ci95": b["delta_ci"]}
 
 
 def range_entry(cfg: Config, y_valid: np.ndarray, log_pred_valid: np.ndarray, y_test: np.ndarray,
@@ -346,6 +360,7 @@ def _previous_evaluation(version: Path) -> dict[str, Any]:
 
 def _document(cfg: Config, table: Table, evaluation: dict[str, dict[str, Any]], preds: dict[str, np.ndarray],
               test: pd.DataFrame, source: str, seconds: float) -> dict[str, Any]:
+    attach_uncertainty(evaluation, preds, log_target(cfg, test))
     splits = table.frame["__split"].value_counts().to_dict()
     return {
         "source": source,
@@ -402,5 +417,5 @@ def _write_json(path: Path, doc: Any) -> None:
     _write_text(path, json.dumps(_clean(doc), indent=2, allow_nan=False))
 
 
-__all__ = ["by_category", "category_column", "checks", "evaluate_exported", "evaluate_run",
+__all__ = ["attach_uncertainty", "by_category", "category_column", "checks", "evaluate_exported", "evaluate_run",
            "plan_ablations", "range_entry", "serve_prices"]

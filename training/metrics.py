@@ -21,3 +21,35 @@ def price_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         "within_20pct": float(np.mean(ape <= 0.2)),
         "n": int(y.size),
     }
+
+
+def bootstrap_rmsle(log_y: np.ndarray, log_preds: dict[str, np.ndarray], reference: str, n_boot: int = 1000,
+                    level: float = 0.95, seed: int = 0) -> dict[str, dict[str, object]]:
+    """Paired bootstrap over the test rows: how sure is each RMSLE, and each model's gap to `reference`?
+
+    Every resample draws the same rows for all models, so the gap between two models is measured on
+    identical rows: row-to-row noise that both share cancels, and a difference smaller than the test
+    split can resolve shows as an interval that straddles zero. Returns, per model,
+    ``{"rmsle_ci": [lo, hi]}`` and, for every model but the reference,
+    ``{"delta": rmsle - rmsle(reference), "delta_ci": [lo, hi]}``.
+    """
+    y = np.asarray(log_y, dtype="float64")
+    sq = {k: (np.asarray(p, dtype="float64") - y) ** 2 for k, p in log_preds.items()}
+    n = y.size
+    if n < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    boot = {k: np.empty(n_boot) for k in sq}
+    chunk = max(1, min(n_boot, 20_000_000 // n))  # bounded memory for large test splits
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        for k, e in sq.items():
+            boot[k][start:start + len(idx)] = np.sqrt(e[idx].mean(axis=1))
+    q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    out: dict[str, dict[str, object]] = {}
+    for k in sq:
+        out[k] = {"rmsle_ci": [float(v) for v in np.percentile(boot[k], q)]}
+        if k != reference and reference in sq:
+            out[k]["delta"] = float(np.sqrt(sq[k].mean()) - np.sqrt(sq[reference].mean()))
+            out[k]["delta_ci"] = [float(v) for v in np.percentile(boot[k] - boot[reference], q)]
+    return out

@@ -43,29 +43,36 @@ def format_table(evaluation: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-NOISE_SHARE = 0.005  # differences in test RMSLE below this share of the full model's are called noise
+def _ci(ci: list[float] | None) -> str:
+    return f" (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})" if ci else ""
 
 
 def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
-    """The questions every run must answer, in words, each with whether the answer is good."""
+    """The questions every run must answer, in words, each with whether the answer is good.
+
+    A branch "helps" when the paired bootstrap interval of the RMSLE it saves lies wholly above zero,
+    "hurts" when wholly below; otherwise the test split cannot tell the two models apart.
+    """
     out = []
     full = checks.get("full_rmsle")
     if "best_baseline" in checks:
         b, r, ok = checks["best_baseline"], checks["best_baseline_rmsle"], bool(checks["beats_every_baseline"])
         verdict = "beats every baseline" if ok else "does NOT beat every baseline"
-        out.append((f"full model {_f(full, '.4f')} {verdict} (best: {b} {_f(r, '.4f')}; full is {_pct(full, r)})", ok))
+        gap = checks.get("best_baseline_margin_ci95")
+        gap_text = f"; its margin, 95% CI {gap[0]:+.4f} to {gap[1]:+.4f}" if gap else ""
+        out.append((f"full model {_f(full, '.4f')} {verdict} (best: {b} {_f(r, '.4f')}; full is {_pct(full, r)}"
+                    f"{gap_text})", ok))
     if "best_single" in checks:
         ratio = checks["full_over_best_single"]
         text = (f"full / best single modality ({checks['best_single']} {_f(checks['best_single_rmsle'], '.4f')})"
                 f" = {_f(ratio, '.3f')}")
         out.append((text, ratio is not None and ratio < 1.0))
+    cis = checks.get("rmsle_increase_without_ci95") or {}
     for mod, delta in (checks.get("rmsle_increase_without") or {}).items():
-        # a branch "helps" only by more than 0.5% of the full model's RMSLE: less is run-to-run noise
-        margin = NOISE_SHARE * full if full is not None else 0.0
-        helps = delta is not None and delta > margin
-        verdict = ("helps" if helps else "makes no clear difference" if delta is not None and delta > -margin
-                   else "does NOT help")
-        out.append((f"the {mod} branch {verdict}: test RMSLE {_f(delta, '+.4f')} without it", helps))
+        lo, hi = cis.get(mod) or (delta, delta)
+        helps = delta is not None and lo > 0
+        verdict = "helps" if helps else "HURTS" if hi < 0 else "makes no clear difference"
+        out.append((f"the {mod} branch {verdict}: test RMSLE {_f(delta, '+.4f')} without it{_ci(cis.get(mod))}", helps))
     if "range_coverage" in checks:
         level, cov, ok = checks["range_level"], checks["range_coverage"], bool(checks["range_coverage_ok"])
         text = (f"the {level:.0%} price range covers {_f(cov, '.3f')} of test prices "
@@ -241,11 +248,15 @@ def plot_rmsle_bars(models: dict[str, Any]) -> str:
     fig = Figure(figsize=(8, 0.42 * len(items) + 1.2))
     ax = fig.add_subplot(1, 1, 1)
     values = [v["test"]["rmsle"] for _, v in items]
-    ax.barh([k for k, _ in items], values, color=[KIND_COLOURS.get(v.get("kind", "model"), "#444") for _, v in items])
-    for y, x in enumerate(values):
-        ax.text(x, y, f" {x:.4f}", va="center", fontsize=8)
+    # 95% bootstrap interval of each RMSLE over the test rows, where the evaluation has one
+    ci = [v.get("test_rmsle_ci95") or [v["test"]["rmsle"]] * 2 for _, v in items]
+    err = np.array([[x - lo, hi - x] for x, (lo, hi) in zip(values, ci, strict=True)]).reshape(-1, 2).T.clip(min=0)
+    ax.barh([k for k, _ in items], values, color=[KIND_COLOURS.get(v.get("kind", "model"), "#444") for _, v in items],
+            xerr=err, error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333"})
+    for y, (x, (_, hi)) in enumerate(zip(values, ci, strict=True)):
+        ax.text(max(x, hi), y, f" {x:.4f}", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(values) * 1.18 if values else 1)
+    ax.set_xlim(0, max(hi for _, hi in ci) * 1.18 if ci else 1)
     ax.set_xlabel("test RMSLE (lower is better)")
     handles = [Patch(color=c, label=k) for k, c in KIND_COLOURS.items()]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -288,15 +299,17 @@ def _figures_table(models: dict[str, Any], currency: str) -> str:
             continue
         cells = "".join(f"<td>{_e(_f(m.get(key), spec))}</td>" for key, _, spec in METRICS)
         valid = (v.get("valid") or {}).get("rmsle")
+        gap = v.get("vs_full")
+        gap_text = f"{gap['rmsle_delta']:+.4f} ({gap['ci95'][0]:+.4f} to {gap['ci95'][1]:+.4f})" if gap else ""
         detail = v.get("description", "")
         if v.get("params"):
             detail += " · " + ", ".join(f"{k}={_fmt_param(p)}" for k, p in v["params"].items())
         hist = v.get("history") or {}
         epochs = f"{len(hist['loss'])} (best {hist.get('best_epoch', '?')})" if hist.get("loss") else ""
         rows.append(f"<tr class='{_e(v.get('kind', ''))}'><td class='l'>{_e(name)}</td><td class='l'>{_e(v.get('kind', ''))}"
-                    f"</td>{cells}<td>{_e(_f(valid, '.4f'))}</td><td>{_e(epochs)}</td><td class='l muted'>{_e(detail)}</td></tr>")
-    return (f"<table><tr><th class='l'>model</th><th class='l'>kind</th>{cols}<th>valid RMSLE</th><th>epochs</th>"
-            f"<th class='l'>what</th></tr>{''.join(rows)}</table>"
+                    f"</td>{cells}<td>{_e(_f(valid, '.4f'))}</td><td>{_e(gap_text)}</td><td>{_e(epochs)}</td><td class='l muted'>{_e(detail)}</td></tr>")
+    return (f"<table><tr><th class='l'>model</th><th class='l'>kind</th>{cols}<th>valid RMSLE</th>"
+            f"<th>RMSLE - full's (95% CI)</th><th>epochs</th><th class='l'>what</th></tr>{''.join(rows)}</table>"
             f"<p class='muted'>Test split, n = {_e(_first_n(models))}. MAE in {_e(currency)}; MAPE and MedAPE are "
             "fractions of the true price; &lt;=20% is the share of predictions within 20% of it.</p>")
 
@@ -399,6 +412,9 @@ def render_html(doc: dict[str, Any], y_true: np.ndarray, preds: dict[str, np.nda
         "<h2>Verdict</h2>", _checks_html(doc.get("checks") or {}),
         "<h2>All figures (test split)</h2>", _figures_table(models, currency),
         "<h2>Test RMSLE by model</h2>", _img(plot_rmsle_bars(models), "test RMSLE by model"),
+        ("<p class='muted'>Whiskers: the 95% bootstrap interval of each model's test RMSLE. All models are "
+         "scored on the same rows, so the gap between two of them is judged by the paired interval (the "
+         "verdict above, and the last figure column of the table), which is much narrower.</p>"),
         "<h2>Predicted vs. true price</h2>", _img(plot_pred_vs_true(y_true, scatter, currency), "predicted vs true"),
         "<h2>Residuals</h2>", _img(plot_residuals(y_true, preds["full"], currency), "residuals"),
         "<h2>Price range (calibrated)</h2>", _range_html(models.get("full", {}).get("interval"), currency),

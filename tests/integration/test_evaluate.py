@@ -87,6 +87,15 @@ def test_histories_and_checks_are_recorded(run):
     assert checks["best_baseline"] in MODELS and checks["best_single"].endswith("-only")
     full = doc["models"]["full"]["test"]["rmsle"]
     assert checks["full_over_best_single"] == pytest.approx(full / checks["best_single_rmsle"])
+    # every figure carries its paired bootstrap interval over the same test rows
+    for name, entry in doc["models"].items():
+        lo, hi = entry["test_rmsle_ci95"]
+        assert lo <= entry["test"]["rmsle"] <= hi, name
+        if name != "full":
+            gap = entry["vs_full"]
+            assert gap["rmsle_delta"] == pytest.approx(entry["test"]["rmsle"] - full, abs=1e-9)
+            assert gap["ci95"][0] <= gap["ci95"][1]
+    assert checks["best_baseline_margin_ci95"] == doc["models"][checks["best_baseline"]]["vs_full"]["ci95"]
     cat = doc["by_category"]
     assert cat["column"] == "category" and 0 < cat["shown"] <= 12  # the synthetic config's report_category
     assert sum(r["n"] for r in cat["rows"]) <= doc["dataset"]["splits"]["test"]
@@ -106,6 +115,8 @@ def test_report_html_is_self_contained_with_every_plot(run):
         assert f">{name}<" in html
     assert run["doc"]["dataset"]["sha256"] in html
     assert "Learning curves" in html and "Error by category" in html
+    gap = run["doc"]["models"]["baseline-mean"]["vs_full"]
+    assert f"{gap['rmsle_delta']:+.4f} ({gap['ci95'][0]:+.4f} to {gap['ci95'][1]:+.4f})" in html
 
 
 def test_training_summary_prints_every_model(run, capsys):

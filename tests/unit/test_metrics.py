@@ -56,11 +56,36 @@ def test_non_positive_predictions_stay_finite():
     assert m["within_20pct"] == 0.0
 
 
-def test_a_branch_helps_only_by_more_than_noise():
-    """Leave-one-out deltas under 0.5% of the full model's RMSLE are not called help."""
+def test_a_branch_helps_only_when_its_interval_clears_zero():
+    """The verdict follows the paired bootstrap interval, not the point difference alone."""
     from training.report import format_checks
 
     lines = dict((text.split(":")[0], ok) for text, ok in format_checks(
-        {"full_rmsle": 0.177, "rmsle_increase_without": {"image": 0.0001, "text": 0.0673, "metadata": -0.01}}))
+        {"full_rmsle": 0.177,
+         "rmsle_increase_without": {"image": 0.0004, "text": 0.0673, "metadata": -0.01},
+         "rmsle_increase_without_ci95": {"image": [-0.0009, 0.0015], "text": [0.05, 0.08],
+                                         "metadata": [-0.02, -0.001]}}))
     assert lines == {"the image branch makes no clear difference": False, "the text branch helps": True,
-                     "the metadata branch does NOT help": False}
+                     "the metadata branch HURTS": False}
+
+
+def test_bootstrap_sees_a_real_gap_and_not_a_tiny_one():
+    """Paired resampling: a model 10% worse on every row is clearly worse; one that differs by noise
+    far below what 300 rows can resolve gets an interval around zero."""
+    from training.metrics import bootstrap_rmsle
+
+    rng = np.random.default_rng(1)
+    y = rng.normal(7.0, 0.8, 300)
+    err = rng.normal(0, 0.2, 300)
+    preds = {"full": y + err, "worse": y + 1.1 * err, "same": y + err + rng.normal(0, 1e-3, 300)}
+    b = bootstrap_rmsle(y, preds, reference="full", n_boot=500)
+    full = float(np.sqrt(np.mean(err ** 2)))
+    assert b["full"]["rmsle_ci"][0] < full < b["full"]["rmsle_ci"][1]
+    assert "delta" not in b["full"]
+    assert b["worse"]["delta"] == pytest.approx(0.1 * full, rel=1e-6)
+    assert 0 < b["worse"]["delta_ci"][0] < b["worse"]["delta"] < b["worse"]["delta_ci"][1]
+    lo, hi = b["same"]["delta_ci"]
+    assert lo < 0 < hi and hi - lo < 1e-3
+    # the same seed gives the same intervals; too few rows give none
+    assert bootstrap_rmsle(y, preds, reference="full", n_boot=500) == b
+    assert bootstrap_rmsle(y[:1], {"full": y[:1]}, reference="full") == {}
