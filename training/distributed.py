@@ -58,9 +58,17 @@ class Cluster:
     def label(self) -> str:
         return f"{self.task_type}-{self.task_index}"
 
-    def scratch(self, name: str) -> Path:
-        """A temporary folder for a non-chief worker's own copies of files only the chief keeps."""
-        return Path(tempfile.mkdtemp(prefix=f"{name}-{self.label}-"))
+    def scratch(self, name: str, run_dir: Path) -> Path:
+        """An empty folder for a non-chief worker's own copies of files only the chief keeps.
+
+        Its path depends only on the run, the model and the task, so a worker that was killed and
+        restarted takes over (and first empties) its old folder instead of leaving it behind.
+        """
+        run = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
+        path = Path(tempfile.gettempdir()) / f"price-scratch-{run}-{name}-{self.label}"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
 
 
 def read_tf_config() -> dict[str, Any]:

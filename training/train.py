@@ -138,7 +138,7 @@ def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessin
     t = cfg.train
     cl = distributed.current()
     keras.utils.set_random_seed(t.seed)
-    own = run_dir if cl.is_chief else cl.scratch(label)  # where this process writes its files
+    own = run_dir if cl.is_chief else cl.scratch(label, run_dir)  # where this process writes its files
     own.mkdir(parents=True, exist_ok=True)
     with cl.strategy.scope():
         model = build_model(cfg, pre, modalities)

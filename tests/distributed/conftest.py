@@ -46,9 +46,9 @@ def worker_env() -> dict[str, str]:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
 
 
-def start_worker(tf_config: str, args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+def start_worker(tf_config: str, args: list[str], cwd: Path, log: Path, tmpdir: Path | None = None) -> subprocess.Popen:
     """One `python -m training train --strategy multi-worker` process with its TF_CONFIG."""
     out = open(log, "wb")  # noqa: SIM115 - handed to the child
     cmd = [sys.executable, "-m", "training", "train", *args, "--strategy", "multi-worker"]
-    return subprocess.Popen(cmd, cwd=cwd, env={**worker_env(), "TF_CONFIG": tf_config}, stdout=out,
-                            stderr=subprocess.STDOUT)
+    env = {**worker_env(), "TF_CONFIG": tf_config, **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)

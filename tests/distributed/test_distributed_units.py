@@ -50,6 +50,23 @@ def test_job_run_dir_is_the_same_for_every_task_of_one_cluster(monkeypatch):
     assert len(dirs) == 1 and next(iter(dirs)).parent == Path("runs/tiny")
 
 
+def test_a_restarted_worker_takes_over_its_scratch_folder_instead_of_leaking_one(tmp_path):
+    """A killed worker's folder is emptied and reused by its restart; other runs and tasks get their own."""
+    worker = distributed.Cluster(kind="multi-worker", task_type="worker", task_index=1, num_workers=3, is_chief=False)
+    other = distributed.Cluster(kind="multi-worker", task_type="worker", task_index=2, num_workers=3, is_chief=False)
+    made = [worker.scratch("full", tmp_path / "run-a")]
+    try:
+        (made[0] / "history.csv").write_text("epoch,loss\n0,1.0\n")  # what the killed process left
+        made.append(worker.scratch("full", tmp_path / "run-a"))
+        assert made[1] == made[0] and made[1].is_dir() and not any(made[1].iterdir())
+        made += [worker.scratch("full", tmp_path / "run-b"), worker.scratch("no-image", tmp_path / "run-a"),
+                 other.scratch("full", tmp_path / "run-a")]
+        assert len(set(made)) == 4
+    finally:
+        for path in made:
+            distributed.remove(path)
+
+
 def test_strategy_option_is_validated(tiny_dataset, tmp_path):
     assert tiny_config(tiny_dataset, tmp_path).train.strategy == "default"
     assert tiny_config(tiny_dataset, tmp_path, strategy="multi-worker").train.strategy == "multi-worker"

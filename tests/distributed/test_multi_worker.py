@@ -72,7 +72,11 @@ def test_worker_killed_mid_epoch_and_restarted_lets_the_job_finish(small_dataset
 
     def start(i: int) -> subprocess.Popen:
         incarnations[i] += 1
-        return start_worker(configs[i], args, tmp_path, tmp_path / f"worker-{i}-{incarnations[i]}.log")
+        return start_worker(configs[i], args, tmp_path, tmp_path / f"worker-{i}-{incarnations[i]}.log",
+                            tmpdir=scratch)
+
+    scratch = tmp_path / "tmp"  # the workers' temporary folders: none may be left behind
+    scratch.mkdir()
 
     procs = [start(0), start(1)]
     backup = run_dir / "full" / "backup" / "training_metadata.json"
@@ -101,3 +105,5 @@ def test_worker_killed_mid_epoch_and_restarted_lets_the_job_finish(small_dataset
     assert sorted(history["epoch"].unique()) == list(range(epochs))
     card = json.loads((tmp_path / "models" / "killed" / "1" / "model_card.json").read_text())
     assert card["training"]["epochs"] == epochs and card["metrics"]["test"]["rmsle"] > 0
+    # the killed worker's scratch folder was taken over by its restart and removed at the end
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("price-scratch-")]
