@@ -50,7 +50,6 @@ class ModelConfig:
     image_stem: int = opt(16, "channels of the image encoder's strided stem convolution")
     image_filters: list[int] = opt([32, 64, 96], "channels of the image encoder's residual stages (each halves the side)")
     image_augment: bool = opt(False, "random flips, shifts and zooms of the photo while training (none in inference)")
-    image_dropout: float = opt(-1.0, "dropout on the image encoder's pooled features (negative: model.dropout)")
     image_units: int = opt(64, "width of the image branch's output")
     embedding_dim: int = opt(12, "embedding width per categorical column")
     metadata_units: int = opt(64, "width of the metadata branch's output")
@@ -181,8 +180,6 @@ def from_dict(raw: dict[str, Any], base: Path | None = None) -> Config:
         sect = cfg.model if hasattr(cfg.model, k) else cfg.train
         if getattr(sect, k) <= 0:
             raise UserError(f"config: {k} must be positive")
-    if cfg.model.image_dropout >= 1.0:
-        raise UserError(f"config: model.image_dropout must be below 1, got {cfg.model.image_dropout}")
     if cfg.model.members < 1:
         raise UserError(f"config: model.members must be at least 1, got {cfg.model.members}")
     if cfg.model.members > 1 and cfg.model.fusion != "sum":

@@ -194,7 +194,7 @@ def build_image_encoder(cfg: Config) -> keras.Model:
         for i, f in enumerate(m.image_filters):  # every stage halves the resolution: cheap on a CPU
             x = _residual(x, f, 2, f"stage{i}")
         x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
-    x = keras.layers.Dropout(m.image_dropout if m.image_dropout >= 0 else m.dropout, name="image_dropout")(x)
+    x = keras.layers.Dropout(m.dropout, name="image_dropout")(x)
     if m.fusion == "sum":  # unit norm like each text column's bag: the photo cannot drown the rest at the start
         x = keras.layers.UnitNormalization(name="image_unit")(x)
         x = keras.layers.Dense(fusion_width(cfg), name="image_project")(x)
