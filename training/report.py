@@ -276,7 +276,7 @@ th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f
 td.l,th.l{text-align:left}tr.model td{font-weight:600;background:#eef4fb}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.8em;max-height:30em}
-.ok{color:#1e7d32}.bad{color:#b71c1c}.muted{color:#777;font-size:.9em}
+.nw{white-space:nowrap}.ok{color:#1e7d32}.bad{color:#b71c1c}.muted{color:#777;font-size:.9em}
 """
 
 
@@ -300,16 +300,17 @@ def _figures_table(models: dict[str, Any], currency: str) -> str:
         cells = "".join(f"<td>{_e(_f(m.get(key), spec))}</td>" for key, _, spec in METRICS)
         valid = (v.get("valid") or {}).get("rmsle")
         gap = v.get("vs_full")
-        gap_text = f"{gap['rmsle_delta']:+.4f} ({gap['ci95'][0]:+.4f} to {gap['ci95'][1]:+.4f})" if gap else ""
+        gap_cell = (f"{gap['rmsle_delta']:+.4f}<br><span class='muted'>{gap['ci95'][0]:+.4f} to {gap['ci95'][1]:+.4f}"
+                    "</span>" if gap else "")
         detail = v.get("description", "")
         if v.get("params"):
             detail += " · " + ", ".join(f"{k}={_fmt_param(p)}" for k, p in v["params"].items())
         hist = v.get("history") or {}
         epochs = f"{len(hist['loss'])} (best {hist.get('best_epoch', '?')})" if hist.get("loss") else ""
         rows.append(f"<tr class='{_e(v.get('kind', ''))}'><td class='l'>{_e(name)}</td><td class='l'>{_e(v.get('kind', ''))}"
-                    f"</td>{cells}<td>{_e(_f(valid, '.4f'))}</td><td>{_e(gap_text)}</td><td>{_e(epochs)}</td><td class='l muted'>{_e(detail)}</td></tr>")
+                    f"</td>{cells}<td>{_e(_f(valid, '.4f'))}</td><td class='nw'>{gap_cell}</td><td>{_e(epochs)}</td><td class='l muted'>{_e(detail)}</td></tr>")
     return (f"<table><tr><th class='l'>model</th><th class='l'>kind</th>{cols}<th>valid RMSLE</th>"
-            f"<th>RMSLE - full's (95% CI)</th><th>epochs</th><th class='l'>what</th></tr>{''.join(rows)}</table>"
+            f"<th>RMSLE - full's<br>(95% CI)</th><th>epochs</th><th class='l'>what</th></tr>{''.join(rows)}</table>"
             f"<p class='muted'>Test split, n = {_e(_first_n(models))}. MAE in {_e(currency)}; MAPE and MedAPE are "
             "fractions of the true price; &lt;=20% is the share of predictions within 20% of it.</p>")
 

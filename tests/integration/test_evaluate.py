@@ -116,7 +116,7 @@ def test_report_html_is_self_contained_with_every_plot(run):
     assert run["doc"]["dataset"]["sha256"] in html
     assert "Learning curves" in html and "Error by category" in html
     gap = run["doc"]["models"]["baseline-mean"]["vs_full"]
-    assert f"{gap['rmsle_delta']:+.4f} ({gap['ci95'][0]:+.4f} to {gap['ci95'][1]:+.4f})" in html
+    assert f"{gap['rmsle_delta']:+.4f}<br><span class='muted'>{gap['ci95'][0]:+.4f} to {gap['ci95'][1]:+.4f}" in html
 
 
 def test_training_summary_prints_every_model(run, capsys):
