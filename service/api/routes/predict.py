@@ -182,6 +182,12 @@ def _json(answer: PredictResponse | BatchResponse) -> Response:
     return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
 
 
+def _json_one(answer: dict[str, Any], model: LoadedModel, prepared: PreparedRow) -> Response:
+    """One item's answer (`/v1/predict` and `/v1/predict/upload` give the same)."""
+    return _json(PredictResponse(**answer, currency=model.schema.currency, model_version=str(model.version),
+                                 warnings=prepared.warnings))
+
+
 def _log_model(request: Request, model: LoadedModel, items: int) -> None:
     log = request_log(request.scope)
     log["model_version"] = model.version
@@ -208,14 +214,7 @@ async def predict(
     body = await request.body()
     prepared = await _prepare_one(prepare_json, len(body), service.settings, model.schema, body)
     [answer] = await _price(service, model, [prepared], request, explain, range_level)
-    return _json(
-        PredictResponse(
-            **answer,
-            currency=model.schema.currency,
-            model_version=str(model.version),
-            warnings=prepared.warnings,
-        )
-    )
+    return _json_one(answer, model, prepared)
 
 
 @router.post(
@@ -257,14 +256,7 @@ async def predict_upload(
     )
     prepared = await _prepare_one(prepare_form, size, settings, model.schema, fields, files)
     [answer] = await _price(service, model, [prepared], request, explain, range_level)
-    return _json(
-        PredictResponse(
-            **answer,
-            currency=model.schema.currency,
-            model_version=str(model.version),
-            warnings=prepared.warnings,
-        )
-    )
+    return _json_one(answer, model, prepared)
 
 
 @router.post(
