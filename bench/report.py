@@ -45,32 +45,18 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with its measured value and pass/fail (None: not measured)."""
     out = []
     pipe = r.get("pipeline") or {}
-    ratio = pipe.get("ratio_cached_memory")
-    out.append(
-        _target(
-            "input pipeline: files / memory >= 0.9 (as `make train` reads them: photos decoded once into a cache file, epochs 2+)",
-            ratio,
-            0.9,
-            True,
-            f"{ratio:.2f}{_rounds(pipe, 'cached')} (fastest epochs {pipe['cached_examples_per_s']:.0f} vs "
-            f"{pipe['memory_examples_per_s']:.0f} examples/s)" + _cpu_ratio(pipe, "ratio_cached_memory_cpu")
+    for kind, name in (
+        ("cached", "input pipeline: files / memory >= 0.9 (as `make train` reads them: photos decoded once into a cache file, epochs 2+)"),
+        ("files", "(stricter, not `make train`'s pipeline) every JPEG decoded again every epoch, no cache / memory >= 0.9"),
+    ):
+        ratio = pipe.get(f"ratio_{kind}_memory")
+        text = (
+            f"{ratio:.2f}{_rounds(pipe, kind)} (fastest epochs {pipe[f'{kind}_examples_per_s']:.0f} vs "
+            f"{pipe['memory_examples_per_s']:.0f} examples/s)" + _cpu_ratio(pipe, f"ratio_{kind}_memory_cpu")
             if ratio
-            else "",
+            else ""
         )
-    )
-    ratio = pipe.get("ratio_files_memory")
-    out.append(
-        _target(
-            "(stricter, not `make train`'s pipeline) every JPEG decoded again every epoch, no cache / memory >= 0.9",
-            ratio,
-            0.9,
-            True,
-            f"{ratio:.2f}{_rounds(pipe, 'files')} (fastest epochs {pipe['files_examples_per_s']:.0f} vs "
-            f"{pipe['memory_examples_per_s']:.0f} examples/s)" + _cpu_ratio(pipe, "ratio_files_memory_cpu")
-            if ratio
-            else "",
-        )
-    )
+        out.append(_target(name, ratio, 0.9, True, text))
     mem = r.get("memory") or {}
     ratio = mem.get("ratio_4n_n")
     out.append(

@@ -43,8 +43,9 @@ def format_table(evaluation: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _ci(ci: list[float] | None) -> str:
-    return f" (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})" if ci else ""
+def _span(ci: list[float]) -> str:
+    """A 95% interval of an RMSLE gap as the report and the summary write it."""
+    return f"{ci[0]:+.4f} to {ci[1]:+.4f}"
 
 
 def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -59,7 +60,7 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
         b, r, ok = checks["best_baseline"], checks["best_baseline_rmsle"], bool(checks["beats_every_baseline"])
         verdict = "beats every baseline" if ok else "does NOT beat every baseline"
         gap = checks.get("best_baseline_margin_ci95")
-        gap_text = f"; its margin, 95% CI {gap[0]:+.4f} to {gap[1]:+.4f}" if gap else ""
+        gap_text = f"; its margin, 95% CI {_span(gap)}" if gap else ""
         out.append((f"full model {_f(full, '.4f')} {verdict} (best: {b} {_f(r, '.4f')}; full is {_pct(full, r)}"
                     f"{gap_text})", ok))
     if "best_single" in checks:
@@ -70,9 +71,9 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
     cis = checks.get("rmsle_increase_without_ci95") or {}
     for mod, delta in (checks.get("rmsle_increase_without") or {}).items():
         lo, hi = cis.get(mod) or (delta, delta)
-        helps = delta is not None and lo > 0
-        verdict = "helps" if helps else "HURTS" if hi < 0 else "makes no clear difference"
-        out.append((f"the {mod} branch {verdict}: test RMSLE {_f(delta, '+.4f')} without it{_ci(cis.get(mod))}", helps))
+        verdict = "helps" if lo > 0 else "HURTS" if hi < 0 else "makes no clear difference"
+        ci_text = f" (95% CI {_span(cis[mod])})" if mod in cis else ""
+        out.append((f"the {mod} branch {verdict}: test RMSLE {_f(delta, '+.4f')} without it{ci_text}", lo > 0))
     if "range_coverage" in checks:
         level, cov, ok = checks["range_level"], checks["range_coverage"], bool(checks["range_coverage_ok"])
         text = (f"the {level:.0%} price range covers {_f(cov, '.3f')} of test prices "
@@ -300,8 +301,7 @@ def _figures_table(models: dict[str, Any], currency: str) -> str:
         cells = "".join(f"<td>{_e(_f(m.get(key), spec))}</td>" for key, _, spec in METRICS)
         valid = (v.get("valid") or {}).get("rmsle")
         gap = v.get("vs_full")
-        gap_cell = (f"{gap['rmsle_delta']:+.4f}<br><span class='muted'>{gap['ci95'][0]:+.4f} to {gap['ci95'][1]:+.4f}"
-                    "</span>" if gap else "")
+        gap_cell = f"{gap['rmsle_delta']:+.4f}<br><span class='muted'>{_span(gap['ci95'])}</span>" if gap else ""
         detail = v.get("description", "")
         if v.get("params"):
             detail += " · " + ", ".join(f"{k}={_fmt_param(p)}" for k, p in v["params"].items())
@@ -415,7 +415,7 @@ def render_html(doc: dict[str, Any], y_true: np.ndarray, preds: dict[str, np.nda
         "<h2>Test RMSLE by model</h2>", _img(plot_rmsle_bars(models), "test RMSLE by model"),
         ("<p class='muted'>Whiskers: the 95% bootstrap interval of each model's test RMSLE. All models are "
          "scored on the same rows, so the gap between two of them is judged by the paired interval (the "
-         "verdict above, and the last figure column of the table), which is much narrower.</p>"),
+         "verdict above, and the table's \"RMSLE - full's\" column), which is much narrower.</p>"),
         "<h2>Predicted vs. true price</h2>", _img(plot_pred_vs_true(y_true, scatter, currency), "predicted vs true"),
         "<h2>Residuals</h2>", _img(plot_residuals(y_true, preds["full"], currency), "residuals"),
         "<h2>Price range (calibrated)</h2>", _range_html(models.get("full", {}).get("interval"), currency),
