@@ -32,7 +32,7 @@ $(VENV)/.installed: requirements.txt requirements-serve.txt constraints.txt
 venv: $(VENV)/.installed  ## create .venv with the pinned packages
 
 data/synthetic/items.csv: | $(VENV)/.installed
-	$(PY) -m training.datasets.synthetic --n $(SYNTHETIC_N) --seed 0 --out data/synthetic
+	$(PY) -m training.data.synthetic --n $(SYNTHETIC_N) --seed 0 --out data/synthetic
 
 data: data/synthetic/items.csv  ## generate the embedded default data set
 

@@ -59,7 +59,7 @@ def newest_version(model_dir: Path) -> Path | None:
 def make_payloads(version_dir: Path, n: int, out: Path, seed: int = 12345) -> Path:
     """Write ``n`` /v1/predict JSON bodies (fields from the model card, photo as base64) to
     ``out/payloads.json``, built from freshly generated synthetic listings."""
-    from training.datasets.synthetic import generate
+    from training.data.synthetic import generate
 
     card = json.loads((version_dir / "model_card.json").read_text())
     table = generate(n, seed=seed, out=out / "items", workers=1, quiet=True)

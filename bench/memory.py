@@ -36,7 +36,7 @@ def generate(n: int, out: Path) -> Path:
         [
             sys.executable,
             "-m",
-            "training.datasets.synthetic",
+            "training.data.synthetic",
             "--n",
             str(n),
             "--seed",

@@ -53,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # fit() on a tf.data.Dataset
 
     from training.config import load
-    from training.data import load_table, make_dataset
-    from training.model import build_model, fit_preprocessing
-    from training.train import compile_model
+    from training.data.dataset import make_dataset
+    from training.data.table import load_table
+    from training.features.preprocessing import fit_preprocessing
+    from training.fit.trainer import compile_model
+    from training.model.head import build_model
 
     cfg = load(a.config, [f"train.max_rows={math.ceil(a.rows * 1.35) + 64}", *a.set])
     if not cfg.table_path().exists():

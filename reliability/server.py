@@ -115,7 +115,7 @@ def train_tiny_model(work: Path | None = None, rows: int = 300) -> Path:
     data = work / "data"
     if not (data / "items.csv").exists():
         subprocess.run(
-            [sys.executable, "-m", "training.datasets.synthetic", "--n", str(rows), "--seed", "1", "--out", str(data)],
+            [sys.executable, "-m", "training.data.synthetic", "--n", str(rows), "--seed", "1", "--out", str(data)],
             cwd=ROOT,
             env=env,
             check=True,

@@ -20,7 +20,7 @@ SYNTHETIC_CONFIG = ROOT / "training" / "configs" / "synthetic.toml"
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """items.csv + images/ of 240 generated listings; returns the table's path."""
-    from training.datasets.synthetic import generate
+    from training.data.synthetic import generate
 
     return generate(240, seed=7, out=tmp_path_factory.mktemp("data") / "tiny", workers=1, quiet=True)
 

@@ -53,26 +53,26 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if a.cmd == "train":
+            from training.evaluation.report import print_summary
             from training.pipeline import train_and_export
-            from training.report import print_summary
 
             cfg = load(a.config, a.set)
             if a.strategy:
                 cfg.train.strategy = a.strategy
-            from training import distributed
+            from training.fit import distributed
 
             distributed.setup(cfg.train.strategy)  # before TensorFlow runs anything else
             result = train_and_export(cfg, resume=a.resume, run_dir=a.run_dir)
             if result.get("path") is not None:
                 print_summary(result)
         elif a.cmd == "shards":
-            from training.shards import write_shards
+            from training.data.shards import write_shards
 
             cfg = load(a.config, a.set)
             path = write_shards(cfg, a.shards, a.out or f"data/shards/{cfg.name}")
             print(f"wrote {path}; train from it with: --set data.shards={str(path.resolve())!r}")
         elif a.cmd == "launch":
-            from training.distributed import launch
+            from training.fit.distributed import launch
 
             args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
             return launch(a.workers, args, max_restarts=a.max_restarts, log_dir=a.log_dir)
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             n = predict_table(a.model, a.input, a.output, id_column=a.id)
             print(f"wrote {n} predictions to {a.output} in {time.time() - t0:.1f}s")
         elif a.cmd == "evaluate":
-            from training.evaluate import evaluate_exported
-            from training.report import print_summary
+            from training.evaluation.evaluate import evaluate_exported
+            from training.evaluation.report import print_summary
 
             print_summary(evaluate_exported(a.model, load(a.config, a.set)))
     except UserError as e:

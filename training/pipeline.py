@@ -14,15 +14,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training import export as exporter
-from training import interval, occlusion
 from training.config import Config
-from training.data import Table, load_table, make_dataset
-from training.distributed import current as current_cluster
-from training.distributed import job_run_dir
-from training.metrics import price_metrics
-from training.model import fit_preprocessing, serving_model
-from training.train import fit
+from training.data.dataset import make_dataset
+from training.data.table import Table, load_table
+from training.evaluation import interval
+from training.evaluation.metrics import price_metrics
+from training.export import explain as occlusion
+from training.export import exporter
+from training.features.preprocessing import fit_preprocessing
+from training.fit.distributed import current as current_cluster
+from training.fit.distributed import job_run_dir
+from training.fit.trainer import fit
+from training.model.serving import serving_model
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def train_and_export(cfg: Config, resume: bool = False, run_dir: str | Path | No
     cl = current_cluster()
     shards = None
     if cfg.data.shards:
-        from training.shards import load_table_for_shards
+        from training.data.shards import load_table_for_shards
 
         table, manifest, folder = load_table_for_shards(cfg)
         shards = (manifest, folder)
@@ -111,7 +114,7 @@ def _train_evaluate_export(cfg: Config, table: Table, pre: Any, run_dir: Path, s
     evaluation: dict[str, Any] = {"full": {"test": metrics, "history": history}}
     extra: dict[str, Path] = {}
     try:
-        from training import evaluate
+        from training.evaluation import evaluate
     except ImportError:  # the evaluation module is optional while it is being built
         evaluate = None  # type: ignore[assignment]
     work = Path(tempfile.mkdtemp(prefix="eval-", dir=run_dir))

@@ -16,7 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from training.config import UserError
-from training.export import newest
+from training.export.exporter import newest
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ BATCH = 32
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """400 generated listings (more test rows than tiny_dataset, so RMSLE comparisons are steadier)."""
-    from training.datasets.synthetic import generate
+    from training.data.synthetic import generate
 
     return generate(400, seed=7, out=tmp_path_factory.mktemp("data") / "small", workers=1, quiet=True)
 

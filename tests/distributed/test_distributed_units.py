@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_config
-from training import distributed
 from training.config import UserError
+from training.fit import distributed
 
 
 def test_cluster_shape_makes_worker_zero_chief_without_a_chief_task():
@@ -75,8 +75,8 @@ def test_strategy_option_is_validated(tiny_dataset, tmp_path):
 
 
 def test_shards_hold_the_same_rows_targets_and_photos_as_the_table(tiny_dataset, tmp_path):
-    from training.data import make_dataset
-    from training.shards import load_table_for_shards, shard_dataset, write_shards
+    from training.data.dataset import make_dataset
+    from training.data.shards import load_table_for_shards, shard_dataset, write_shards
 
     cfg = tiny_config(tiny_dataset, tmp_path)
     manifest_path = write_shards(cfg, 3, tmp_path / "shards")
@@ -103,7 +103,7 @@ def test_shards_hold_the_same_rows_targets_and_photos_as_the_table(tiny_dataset,
 
 
 def test_stale_shards_are_refused(tiny_dataset, tmp_path):
-    from training.shards import load_table_for_shards, write_shards
+    from training.data.shards import load_table_for_shards, write_shards
 
     cfg = tiny_config(tiny_dataset, tmp_path)
     cfg.data.shards = str(write_shards(cfg, 2, tmp_path / "shards"))

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import SYNTHETIC_CONFIG
 from tests.distributed.conftest import small_sets, start_worker, train_args, worker_env
-from training import distributed
+from training.fit import distributed
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +27,8 @@ def _weights(log: str) -> str:
 
 def test_two_workers_reading_shards_match_one_process_rmsle(small_dataset, tmp_path):
     from training.config import load
+    from training.data.shards import write_shards
     from training.pipeline import train_and_export
-    from training.shards import write_shards
 
     two, one = tmp_path / "two", tmp_path / "one"
     sets = small_sets(small_dataset, two / "models", "two", epochs=3)

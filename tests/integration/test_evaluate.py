@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiny_config
-from training.evaluate import evaluate_exported, plan_ablations
-from training.report import print_summary
+from training.evaluation.evaluate import evaluate_exported, plan_ablations
+from training.evaluation.report import print_summary
 
 MODELS = {"full", "metadata-only", "text-only", "image-only", "baseline-mean", "baseline-ridge", "baseline-hgb"}
 METRICS = {"rmsle", "mae", "mape", "medape", "r2", "within_20pct", "n"}

@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import ROOT, tiny_config
-from training import export as exporter
-from training.data import load_table
-from training.model import serving_model
+from training.data.table import load_table
+from training.export import exporter
+from training.model.serving import serving_model
 
 
 def _raw_batch(cfg, df: pd.DataFrame) -> dict[str, tf.Tensor]:

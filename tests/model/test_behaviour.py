@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import tiny_config
-from training.datasets import synthetic
+from training.data import synthetic
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import keras  # noqa: E402
 
-from training import export as exporter  # noqa: E402
+from training.export import exporter  # noqa: E402
 
 
 def hang(stage: str) -> None:

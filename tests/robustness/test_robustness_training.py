@@ -85,7 +85,7 @@ def test_an_export_killed_mid_write_never_leaves_a_loadable_version(tmp_path) ->
     # A later export into a folder with leftovers takes version 1, and that one serves.
     from export_child import contract_model, export_card
 
-    from training.export import export
+    from training.export.exporter import export
 
     folder = roots[0] / "killed"
     export(SimpleNamespace(models_dir=str(roots[0]), name="killed"), contract_model(), export_card())

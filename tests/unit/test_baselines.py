@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.baselines import (
+from training.config import from_dict
+from training.evaluation.baselines import (
     RIDGE_ALPHAS,
     fit_baselines,
     fit_hgb,
@@ -17,7 +18,6 @@ from training.baselines import (
     log_target,
     rmse,
 )
-from training.config import from_dict
 
 BRANDS = {"gucci": 1.2, "zara": 0.2, "h&m": 0.0, "shein": -0.4}
 MATERIALS = {"leather": 0.5, "cotton": 0.0, "polyester": -0.2}

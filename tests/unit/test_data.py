@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import tiny_config
 from training.config import UserError
-from training.data import hash_split, load_table
+from training.data.table import hash_split, load_table
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training import interval
+from training.evaluation import interval
 
 
 def test_quantiles_are_the_corrected_order_statistics():

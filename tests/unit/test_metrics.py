@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import price_metrics
+from training.evaluation.metrics import price_metrics
 
 
 def test_metrics_match_hand_computed_values():
@@ -58,7 +58,7 @@ def test_non_positive_predictions_stay_finite():
 
 def test_a_branch_helps_only_when_its_interval_clears_zero():
     """The verdict follows the paired bootstrap interval, not the point difference alone."""
-    from training.report import format_checks
+    from training.evaluation.report import format_checks
 
     lines = dict((text.split(":")[0], ok) for text, ok in format_checks(
         {"full_rmsle": 0.177,
@@ -72,7 +72,7 @@ def test_a_branch_helps_only_when_its_interval_clears_zero():
 def test_bootstrap_sees_a_real_gap_and_not_a_tiny_one():
     """Paired resampling: a model 10% worse on every row is clearly worse; one that differs by noise
     far below what 300 rows can resolve gets an interval around zero."""
-    from training.metrics import bootstrap_rmsle
+    from training.evaluation.metrics import bootstrap_rmsle
 
     rng = np.random.default_rng(1)
     y = rng.normal(7.0, 0.8, 300)

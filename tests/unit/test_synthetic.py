@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from training.datasets import synthetic
+from training.data import synthetic
 
 
 def _digest(folder):

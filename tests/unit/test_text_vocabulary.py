@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.model import text_vocabulary
+from training.features.preprocessing import text_vocabulary
 
 DOCS = ["Genuine leather jacket, size M. There is a small hole near the cuff.",
         "Cotton t-shirt by Zara; fits true to size!", "genuine LEATHER bag", "Polyester dress. Polyester!",

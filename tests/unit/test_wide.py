@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from tests.conftest import tiny_config
-from training.data import load_table
-from training.model import build_model, fit_preprocessing
-from training.wide import init_wide_from_ridge
+from training.data.table import load_table
+from training.features.preprocessing import fit_preprocessing
+from training.fit.wide import init_wide_from_ridge
+from training.model.head import build_model
 
 
 def test_ridge_warm_start_beats_the_mean_and_freezes_the_wide_layers(tiny_dataset, tmp_path):
@@ -31,7 +32,7 @@ def test_ridge_warm_start_beats_the_mean_and_freezes_the_wide_layers(tiny_datase
 def test_blend_passes_the_deep_estimate_while_training_and_blends_in_inference():
     import keras
 
-    from training.features import WideDeepBlend
+    from training.model.layers import WideDeepBlend
 
     layer = WideDeepBlend(0.25)
     deep, wide = np.array([[2.0], [4.0]], "float32"), np.array([[1.0], [0.0]], "float32")
@@ -58,8 +59,8 @@ def test_blended_model_puts_the_ridge_intercept_in_the_blend_and_trains_on_the_p
 
 
 def test_blend_weight_chosen_on_valid_is_never_worse_than_either_estimate(tiny_dataset, tmp_path):
-    from training.data import make_dataset
-    from training.wide import fit_blend
+    from training.data.dataset import make_dataset
+    from training.fit.wide import fit_blend
 
     cfg = tiny_config(tiny_dataset, tmp_path)
     cfg.model.blend = 0.5
@@ -75,7 +76,7 @@ def test_blend_weight_chosen_on_valid_is_never_worse_than_either_estimate(tiny_d
 
 def test_members_train_on_their_own_error_and_average_in_inference(tiny_dataset, tmp_path):
     """model.members = k: k heads side by side; the loss sees each one, inference their mean."""
-    from training.features import MemberMean
+    from training.model.layers import MemberMean
 
     layer = MemberMean()
     x = np.array([[1.0, 3.0, 5.0], [0.0, 0.0, 3.0]], "float32")
@@ -97,7 +98,7 @@ def test_members_train_on_their_own_error_and_average_in_inference(tiny_dataset,
     kernel = model.get_layer("head_dense0").kernel
     assert tuple(kernel.shape)[0] == 3  # one block of weights per member, none shared
     # the squared error is taken against each member: the label broadcasts over the k columns
-    from training.train import LogPriceRMSE, log_price_mse
+    from training.fit.trainer import LogPriceRMSE, log_price_mse
 
     y = np.ones((8,), "float32")  # the pipeline's labels are one log price per row
     np.testing.assert_allclose(np.asarray(log_price_mse(y, members)), np.mean((members - 1) ** 2, axis=1), rtol=1e-5)

@@ -47,7 +47,7 @@ def mean_photo(paths: list[str], size: int, sample: int = IMAGE_SAMPLE, seed: in
     import tensorflow as tf
     from PIL import Image
 
-    from training.features import decode_image
+    from training.data.images import decode_image
 
     rng = np.random.default_rng(seed)
     chosen = [paths[i] for i in sorted(rng.choice(len(paths), size=min(sample, len(paths)), replace=False))]

@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training import interval, report
-from training.baselines import Baseline, fit_baselines, log_target
 from training.config import Config, UserError
-from training.data import Table, load_table
-from training.metrics import bootstrap_rmsle, price_metrics
-from training.model import Preprocessing, active_modalities
+from training.data.table import Table, load_table
+from training.evaluation import interval, report
+from training.evaluation.baselines import Baseline, fit_baselines, log_target
+from training.evaluation.metrics import bootstrap_rmsle, price_metrics
+from training.features.preprocessing import Preprocessing
+from training.model.inputs import active_modalities
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ def _scores(y_true: np.ndarray, log_pred: np.ndarray) -> dict[str, float]:
 def _fit_ablation(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, pre: Preprocessing,
                   run_dir: Path, name: str, mods: tuple[str, ...]) -> tuple[dict[str, Any], np.ndarray]:
     """Train one ablation (or reuse a finished one from this run folder); its entry and test predictions."""
+    from training.fit.trainer import fit
     from training.pipeline import predict_log
-    from training.train import fit
 
     folder = run_dir / f"ablation-{name}"
     done = folder / "result.json"
@@ -250,7 +251,7 @@ def evaluate_exported(model_path: str | Path, cfg: Config) -> dict[str, Any]:
     config's own train/valid split and scored on the same test rows, for comparison. The training
     run's evaluation is kept as `evaluation-train.json` / `report-train.html` the first time.
     """
-    from training.export import newest, update_card
+    from training.export.exporter import newest, update_card
 
     started = time.time()
     try:

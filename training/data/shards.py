@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from training.config import Config, UserError
-from training.data import SPLITS, Table, load_table
-from training.features import decode_image
+from training.data.table import SPLITS, Table, load_table
+from training.data.images import decode_image
 
 log = logging.getLogger(__name__)
 LOG_TARGET = "__log_price"

@@ -25,7 +25,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
 from training.config import Config
-from training.features import WideDeepBlend
+from training.model.layers import WideDeepBlend
 
 log = logging.getLogger(__name__)
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0)

@@ -24,11 +24,13 @@ import keras
 import numpy as np
 import pandas as pd
 
-from training import distributed
 from training.config import Config
-from training.data import make_dataset
-from training.model import MODALITIES, Preprocessing, build_model
-from training.wide import fit_blend, init_wide_from_ridge
+from training.data.dataset import make_dataset
+from training.features.preprocessing import Preprocessing
+from training.fit import distributed
+from training.fit.wide import fit_blend, init_wide_from_ridge
+from training.model.head import build_model
+from training.model.inputs import MODALITIES
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +161,7 @@ def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessin
         cache.mkdir(exist_ok=True)
     multi = cl.multi_worker
     if shards is not None:
-        from training.shards import shard_dataset
+        from training.data.shards import shard_dataset
 
         manifest, folder = shards
         ids = dict(zip(train[cfg.data.id], shift, strict=True)) if shift is not None else None

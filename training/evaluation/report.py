@@ -92,7 +92,7 @@ def print_summary(result: dict[str, Any]) -> None:
         print(f"report: {report}")
     print(format_table(evaluation))
     if "full" in evaluation:
-        from training.evaluate import checks
+        from training.evaluation.evaluate import checks
 
         for line, _ in format_checks(checks(evaluation)):
             print(line)

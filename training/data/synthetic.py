@@ -5,7 +5,7 @@ metadata (brand tier, category, condition, age), text only (material, flaws, rec
 photo only (cut, pattern, logo or print, stains). Every row is drawn from its own random stream
 seeded by (seed, row), so the output does not depend on the number of worker processes.
 
-    python -m training.datasets.synthetic --n 20000 --seed 0 --out data/synthetic
+    python -m training.data.synthetic --n 20000 --seed 0 --out data/synthetic
 """
 
 from __future__ import annotations

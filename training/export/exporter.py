@@ -21,7 +21,7 @@ import pandas as pd
 import tensorflow as tf
 
 from training.config import Config
-from training.model import Preprocessing
+from training.features.preprocessing import Preprocessing
 
 
 def versions(root: Path) -> list[int]:

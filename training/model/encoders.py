@@ -1,0 +1,134 @@
+"""One builder per branch, each a named sub-model: metadata, text and image encoders.
+
+Each takes its raw columns (the image: the decoded uint8 photo) and returns the features it gives
+the fusion head, plus, for metadata and text, the wide path's linear terms.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from training.config import Config
+from training.features.layers import FillMissing, FirstColumns, IdfWeight
+from training.features.preprocessing import Preprocessing
+from training.model.inputs import fusion_width
+
+
+def _with_wide(features, wide: list) -> dict:
+    """A branch's outputs: `features` for the fusion head, `wide` a linear term added to the log price."""
+    if not wide:
+        return {"features": features}
+    total = keras.layers.Add()(wide) if len(wide) > 1 else wide[0]
+    return {"features": features, "wide": total}
+
+
+def build_metadata_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
+    """Categories -> StringLookup (one OOV bucket) -> embedding; numbers -> fill + normalise."""
+    d, m = cfg.data, cfg.model
+    inputs = {c: keras.Input(shape=(), dtype="string", name=c) for c in d.categorical}
+    inputs.update({c: keras.Input(shape=(), dtype="float32", name=c) for c in d.numeric})
+    parts, wide = [], []
+    summed = m.fusion == "sum"
+    for c in d.categorical:
+        ids = keras.layers.StringLookup(vocabulary=pre.vocab[c] or ["<none>"], num_oov_indices=1,
+                                        name=f"{c}_lookup")(inputs[c])
+        n = len(pre.vocab[c]) + 2
+        dim = fusion_width(cfg) if summed else min(m.embedding_dim, max(2, int(round(1.6 * n ** 0.56))))
+        parts.append(keras.layers.Embedding(n, dim, name=f"{c}_embedding")(ids))
+        wide.append(keras.layers.Embedding(n, 1, embeddings_initializer="zeros", name=f"{c}_wide")(ids))
+    for c in d.numeric:
+        mean, std = pre.numeric[c]
+        x = FillMissing(mean, name=f"{c}_fill")(inputs[c])
+        x = keras.layers.Normalization(mean=[mean, 0.0], variance=[std**2, 1.0], name=f"{c}_norm")(x)
+        parts.append(keras.layers.Dense(fusion_width(cfg), use_bias=False, name=f"{c}_project")(x) if summed else x)
+    if summed:  # one-hot (embedding) and numbers, projected to the fusion width and summed: linear
+        x = keras.layers.Add(name="metadata_sum")(parts) if len(parts) > 1 else parts[0]
+        return keras.Model(inputs, _with_wide(x, wide), name="metadata_encoder")
+    x = keras.layers.Concatenate(name="metadata_concat")(parts) if len(parts) > 1 else parts[0]
+    x = keras.layers.Dense(m.metadata_units * 2, activation="gelu")(x)
+    x = keras.layers.Dropout(m.dropout)(x)
+    x = keras.layers.Dense(m.metadata_units, activation="gelu")(x)
+    return keras.Model(inputs, _with_wide(x, wide), name="metadata_encoder")
+
+
+def build_text_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
+    """Each text column -> bag of word and bigram (tf-idf) -> unit norm -> a wide dense layer."""
+    d, m = cfg.data, cfg.model
+    inputs = {c: keras.Input(shape=(), dtype="string", name=c) for c in d.text}
+    parts, wide = [], []
+    for c in d.text:
+        vocab = pre.text_vocab[c] or ["<none>"]
+        idf = pre.text_idf.get(c) if pre.text_vocab[c] else np.ones(1)
+        mode = "multi_hot" if m.text_mode == "binary_idf" else m.text_mode
+        tv = keras.layers.TextVectorization(max_tokens=m.text_max_tokens, ngrams=m.text_ngrams,
+                                            output_mode=mode, vocabulary=vocab,
+                                            idf_weights=idf if mode == "tf_idf" else None,
+                                            name=f"{c}_vectorizer")
+        bag = tv(inputs[c])
+        if m.text_mode == "binary_idf":  # OOV slot first, weighted by the mean idf as Keras does
+            bag = IdfWeight([float(np.mean(idf))] + list(map(float, idf)), name=f"{c}_idf")(bag)
+        bag = keras.layers.UnitNormalization(name=f"{c}_unit")(bag)
+        x = bag
+        if 0 < m.text_deep_tokens < len(vocab):  # the deep path sees only the most frequent n-grams
+            x = FirstColumns(m.text_deep_tokens + 1, name=f"{c}_frequent")(x)
+        x = keras.layers.Dropout(m.dropout / 2)(x)
+        if m.fusion == "sum":
+            parts.append(keras.layers.Dense(fusion_width(cfg), use_bias=False, name=f"{c}_project")(x))
+        else:
+            parts.append(keras.layers.Dense(m.text_units, activation="gelu", name=f"{c}_dense")(x))
+        # the wide path: a linear model on the bag of n-grams (what Ridge on tf-idf does so well)
+        wide.append(keras.layers.Dense(1, kernel_initializer="zeros", use_bias=False, name=f"{c}_wide")(bag))
+    if m.fusion == "sum":  # each column's bag projected to the fusion width, summed: linear
+        x = keras.layers.Add(name="text_sum")(parts) if len(parts) > 1 else parts[0]
+        return keras.Model(inputs, _with_wide(x, wide), name="text_encoder")
+    x = keras.layers.Concatenate(name="text_concat")(parts) if len(parts) > 1 else parts[0]
+    x = keras.layers.Dropout(m.dropout)(x)
+    x = keras.layers.Dense(m.text_units, activation="gelu")(x)
+    return keras.Model(inputs, _with_wide(x, wide), name="text_encoder")
+
+
+def _residual(x, filters: int, stride: int, name: str):
+    shortcut = x
+    y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = keras.layers.Activation("relu")(y)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = keras.layers.BatchNormalization(name=f"{name}_bn2", gamma_initializer="zeros")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(shortcut)
+        shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    return keras.layers.Activation("relu")(keras.layers.Add()([shortcut, y]))
+
+
+def build_image_encoder(cfg: Config) -> keras.Model:
+    """Decoded photo -> a small ResNet (a strided stem, one residual block per stage) -> pooled features."""
+    m = cfg.model
+    s = m.image_size
+    inp = keras.Input(shape=(s, s, 3), dtype="uint8", name=cfg.data.image)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
+    if m.image_augment:  # training only (identity in inference): 7.6k photos are learnt by heart otherwise
+        x = keras.layers.RandomFlip("horizontal", seed=cfg.train.seed, name="augment_flip")(x)
+        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=cfg.train.seed, name="augment_shift")(x)
+        x = keras.layers.RandomZoom(0.15, fill_mode="nearest", seed=cfg.train.seed, name="augment_zoom")(x)
+    if m.backbone_weights:
+        base = keras.applications.MobileNetV3Small(input_shape=(s, s, 3), include_top=False, weights=None,
+                                                   include_preprocessing=False, pooling="avg")
+        base.load_weights(m.backbone_weights)
+        x = base(x)
+    else:
+        x = keras.layers.Conv2D(m.image_stem, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
+        x = keras.layers.BatchNormalization(name="stem_bn")(x)
+        x = keras.layers.Activation("relu")(x)
+        for i, f in enumerate(m.image_filters):  # every stage halves the resolution: cheap on a CPU
+            x = _residual(x, f, 2, f"stage{i}")
+        x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
+    x = keras.layers.Dropout(m.dropout, name="image_dropout")(x)
+    if m.fusion == "sum":  # unit norm like each text column's bag: the photo cannot drown the rest at the start
+        x = keras.layers.UnitNormalization(name="image_unit")(x)
+        x = keras.layers.Dense(fusion_width(cfg), name="image_project")(x)
+    else:
+        x = keras.layers.Dense(m.image_units, activation="gelu")(x)
+    return keras.Model(inp, x, name="image_encoder")
+
+

@@ -1,0 +1,42 @@
+"""The model's named inputs and which columns each modality uses."""
+
+from __future__ import annotations
+
+import keras
+
+from training.config import Config
+
+MODALITIES = ("metadata", "text", "image")
+
+
+def raw_inputs(cfg: Config, decoded_image: bool) -> dict[str, keras.KerasTensor]:
+    """One keras.Input per column, named after it."""
+    d = cfg.data
+    inputs = {c: keras.Input(shape=(), dtype="string", name=c) for c in [*d.categorical, *d.text]}
+    inputs.update({c: keras.Input(shape=(), dtype="float32", name=c) for c in d.numeric})
+    if d.image:
+        s = cfg.model.image_size
+        inputs[d.image] = (keras.Input(shape=(s, s, 3), dtype="uint8", name=d.image) if decoded_image
+                           else keras.Input(shape=(), dtype="string", name=d.image))
+    return inputs
+
+
+def active_modalities(cfg: Config, modalities: tuple[str, ...] = MODALITIES) -> tuple[str, ...]:
+    """The modalities that both were asked for and have columns in the config."""
+    d = cfg.data
+    has = {"metadata": bool(d.categorical or d.numeric), "text": bool(d.text), "image": bool(d.image)}
+    return tuple(x for x in modalities if has[x])
+
+
+def model_columns(cfg: Config, mods: tuple[str, ...]) -> list[str]:
+    d = cfg.data
+    cols = []
+    cols += [*d.categorical, *d.numeric] if "metadata" in mods else []
+    cols += list(d.text) if "text" in mods else []
+    cols += [d.image] if "image" in mods and d.image else []
+    return cols
+
+
+def fusion_width(cfg: Config) -> int:
+    """Width of the branches' outputs when they are summed: the first hidden layer of every member."""
+    return (cfg.model.fusion_units[0] if cfg.model.fusion_units else 256) * cfg.model.members

@@ -1,0 +1,25 @@
+"""The serving wrapper: raw request values (strings, numbers, encoded image bytes) in, price out."""
+
+from __future__ import annotations
+
+import keras
+
+from training.config import Config
+from training.features.layers import DecodeImage
+from training.model.inputs import raw_inputs
+from training.model.layers import ExpPrice
+
+
+def serving_model(cfg: Config, model: keras.Model) -> keras.Model:
+    """Wrap the training model so it takes encoded image bytes and returns {"price": ...}."""
+    d = cfg.data
+    inputs = raw_inputs(cfg, decoded_image=False)
+    feed = {}
+    for name in model.input:
+        if name == d.image:
+            feed[name] = DecodeImage(cfg.model.image_size, name="decode_image")(inputs[name])
+        else:
+            feed[name] = inputs[name]
+    log_price = model(feed)
+    price = ExpPrice(name="price")(log_price)
+    return keras.Model({k: inputs[k] for k in feed}, {"price": price}, name="price_serving")
