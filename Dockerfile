@@ -37,8 +37,8 @@ RUN set -eu; \
 FROM ${BASE_IMAGE} AS model
 ARG MODEL=
 ARG MODEL_VERSION=
-# The context holds only what .dockerignore lets through (requirements, service/, models/), and
-# copying all of it keeps the build working in a clone that has no models/ folder.
+# The context holds only what .dockerignore lets through (requirements, service/, common/,
+# models/), and copying all of it keeps the build working in a clone that has no models/ folder.
 COPY . /tmp/context/
 RUN set -eu; mkdir -p /models; \
     if [ -n "$MODEL" ]; then \
@@ -61,6 +61,7 @@ COPY --from=deps /opt/venv /opt/venv
 ARG MODEL=
 COPY --from=model /models /models
 WORKDIR /app
+COPY common/ /app/common/
 COPY service/ /app/service/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
