@@ -17,18 +17,18 @@
 #   PIP_CERT       CA bundle for pip, for builds behind a TLS-inspecting proxy (empty: none)
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# ---- dependencies: the pinned serving requirements in a virtual environment --------------------
+# ---- dependencies: the locked serving requirements (hash-checked) in a virtual environment ------
 FROM ${BASE_IMAGE} AS deps
 ARG PIP_CERT
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_DEFAULT_TIMEOUT=180
-COPY requirements-serve.txt /tmp/requirements-serve.txt
+COPY requirements-serve.lock /tmp/requirements-serve.lock
 # `python3 -m venv` works both where python3 is /usr/local/bin (python images) and /usr/bin (Debian).
 RUN set -eu; \
     if [ -z "${PIP_CERT:-}" ]; then unset PIP_CERT; fi; \
     python3 -m venv /opt/venv; \
-    /opt/venv/bin/pip install --only-binary=:all: --require-virtualenv -r /tmp/requirements-serve.txt; \
+    /opt/venv/bin/pip install --only-binary=:all: --require-virtualenv --require-hashes -r /tmp/requirements-serve.lock; \
     # C++ headers for building custom TensorFlow ops (about 290 MB): serving never compiles.
     rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include; \
     /opt/venv/bin/python -c "import tensorflow, keras, fastapi, uvicorn, PIL, multipart"
@@ -37,7 +37,7 @@ RUN set -eu; \
 FROM ${BASE_IMAGE} AS model
 ARG MODEL=
 ARG MODEL_VERSION=
-# The context holds only what .dockerignore lets through (requirements, service/, common/,
+# The context holds only what .dockerignore lets through (the serving lock, service/, common/,
 # models/), and copying all of it keeps the build working in a clone that has no models/ folder.
 COPY . /tmp/context/
 RUN set -eu; mkdir -p /models; \

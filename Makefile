@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+LOCK := requirements.lock
+SERVE_LOCK := requirements-serve.lock
 DEFAULT_CONFIG := training/configs/synthetic.toml
 CONFIG ?= $(DEFAULT_CONFIG)
 MODEL ?= models/price
@@ -17,19 +19,34 @@ WORKERS ?= 2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv data train predict evaluate test lint format clean serve browser-deps docker-build docker-run container-test container-tools container-model bench fuzz soak audit shards train-workers test-distributed
+.PHONY: help venv lock data train predict evaluate test lint format clean serve browser-deps docker-build docker-run container-test container-tools container-model bench fuzz soak audit shards train-workers test-distributed
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-# The virtual environment is rebuilt when a requirements file changes.
-$(VENV)/.installed: requirements.txt requirements-serve.txt constraints.txt
+# The virtual environment is (re)installed when the lock changes: pip alone, every package pinned
+# and hash-checked, wheels only, so a fresh machine needs nothing but python3.11.
+$(VENV)/.installed: $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --only-binary=:all: -r $(LOCK)
 	@touch $@
 
-venv: $(VENV)/.installed  ## create .venv with the pinned packages
+venv: $(VENV)/.installed  ## create .venv with the locked packages (requirements.lock)
+
+# The pins live in pyproject.toml ([project] dependencies: serving; optional groups: train, test,
+# dev, bench, reliability). `make lock` resolves them with uv into the two hashed locks, for
+# CPython 3.11 on x86_64 Linux (glibc >= 2.28): everything the .venv holds, and the container's
+# serving set (resolved within the first, so both agree). A package that is already locked keeps
+# its version unless UPGRADE=1 (or UPGRADE=name for one package). The commands, by hand:
+#   F="--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28"
+#   .venv/bin/uv pip compile pyproject.toml --all-extras -o requirements.lock $F
+#   .venv/bin/uv pip compile pyproject.toml -c requirements.lock -o requirements-serve.lock $F
+LOCK_FLAGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock" $(if $(UPGRADE),$(if $(filter 1,$(UPGRADE)),--upgrade,--upgrade-package $(UPGRADE)),)
+lock: $(VENV)/.installed  ## re-resolve pyproject.toml's pins into requirements.lock + requirements-serve.lock (UPGRADE=1)
+	$(VENV)/bin/uv pip compile -q pyproject.toml --all-extras -o $(LOCK) $(LOCK_FLAGS)
+	$(VENV)/bin/uv pip compile -q pyproject.toml -c $(LOCK) -o $(SERVE_LOCK) $(LOCK_FLAGS)
 
 data/synthetic/items.csv: | $(VENV)/.installed
 	$(PY) -m training.data.synthetic --n $(SYNTHETIC_N) --seed 0 --out data/synthetic
@@ -99,11 +116,18 @@ soak: $(VENV)/.installed  ## 32 clients of mixed traffic for SOAK_SECONDS; a goo
 audit: $(VENV)/.installed  ## pip-audit of the pinned requirements and the installed .venv
 	$(PY) -m reliability.audit
 
-lint: $(VENV)/.installed  ## ruff
-	$(PY) -m ruff check training service tests bench reliability deploy
+# The code that lint and format cover (the folders of it that exist).
+LINT_DIRS := $(wildcard training service common tests bench reliability deploy harness)
 
-format: $(VENV)/.installed
-	$(PY) -m ruff format training service tests bench reliability deploy
+lint: $(VENV)/.installed  ## ruff check, ruff format --check, lint-imports (the contracts in pyproject.toml)
+	@status=0; \
+	$(PY) -m ruff check $(LINT_DIRS) || status=1; \
+	$(PY) -m ruff format --check $(LINT_DIRS) || status=1; \
+	$(VENV)/bin/lint-imports || status=1; \
+	exit $$status
+
+format: $(VENV)/.installed  ## ruff format
+	$(PY) -m ruff format $(LINT_DIRS)
 
 clean:  ## remove generated data, runs and the venv (keeps exported models)
 	rm -rf $(VENV) data/synthetic runs .pytest_cache

@@ -1,6 +1,6 @@
-"""`make audit`: pip-audit against the pinned requirements (requirements-serve.txt, what the
-container ships, and requirements.txt, everything else), then against the installed .venv (which
-adds the transitive dependencies). Prints the findings and writes reliability/results/audit.json.
+"""`make audit`: pip-audit against the locked requirements (requirements-serve.lock, what the
+container ships, and requirements.lock, everything the .venv should hold), then against the
+installed .venv (what is actually there). Prints the findings and writes reliability/results/audit.json.
 
     python -m reliability.audit [--service pypi|osv]
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", default="pypi", choices=["pypi", "osv"], help="vulnerability database")
     parser.add_argument("--out", type=Path, default=ROOT / "reliability" / "results" / "audit.json")
     args = parser.parse_args(argv)
-    pinned = ["-r", "requirements-serve.txt", "-r", "requirements.txt", "--no-deps", "--disable-pip"]
+    pinned = ["-r", "requirements-serve.lock", "-r", "requirements.lock", "--no-deps", "--disable-pip"]
     result = {
         "service": args.service,
         "pinned_requirements": findings(pip_audit(pinned, args.service)),
