@@ -14,12 +14,39 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import common.quiet_tf  # noqa: F401  (an entry point: no native TensorFlow start-up lines)
 from bench.common import load_payloads, percentiles
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def raw_rows(inputs: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The request bodies as a server holds them after parsing: the photos back to bytes."""
+    images = [spec["name"] for spec in inputs if spec["role"] == "image"]
+    return [{**body, **{name: base64.b64decode(body[name]) for name in images}} for body in bodies]
+
+
+def time_batches(
+    call: Callable[[list[dict[str, Any]]], Any], rows: list[dict[str, Any]], size: int, calls: int
+) -> dict[str, Any]:
+    """Items per second, latency per call and CPU time per item of ``calls`` batches of ``size``."""
+    batches = [[rows[(i * size + j) % len(rows)] for j in range(size)] for i in range(calls)]
+    cpu0, started = time.process_time(), time.perf_counter()
+    per_call = []
+    for batch in batches:
+        t = time.perf_counter()
+        call(batch)
+        per_call.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    return {
+        "items_per_s": size * calls / elapsed,
+        "call_ms": percentiles(per_call),
+        "cpu_ms_per_item": (time.process_time() - cpu0) * 1000 / (size * calls),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,13 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     inputs, bodies = load_payloads(a.payloads)
-    rows = []
-    for body in bodies:
-        row = dict(body)
-        for spec in inputs:
-            if spec["role"] == "image":
-                row[spec["name"]] = base64.b64decode(body[spec["name"]])
-        rows.append(row)
+    rows = raw_rows(inputs, bodies)
     t0 = time.perf_counter()
     signature = tf.saved_model.load(str(a.model)).signatures["serving_default"]
     load_s = time.perf_counter() - t0
@@ -74,19 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "batches": {},
     }
     for size in (8, 32):
-        batches = [[rows[(i * size + j) % len(rows)] for j in range(size)] for i in range(a.batch_calls)]
-        cpu0, started = time.process_time(), time.perf_counter()
-        per_call = []
-        for batch in batches:
-            t = time.perf_counter()
-            call(batch)
-            per_call.append(time.perf_counter() - t)
-        elapsed = time.perf_counter() - started
-        result["batches"][str(size)] = {
-            "items_per_s": size * a.batch_calls / elapsed,
-            "call_ms": percentiles(per_call),
-            "cpu_ms_per_item": (time.process_time() - cpu0) * 1000 / (size * a.batch_calls),
-        }
+        result["batches"][str(size)] = time_batches(call, rows, size, a.batch_calls)
     result["batch32_items_per_s"] = result["batches"]["32"]["items_per_s"]
     print(json.dumps(result), flush=True)
     return 0

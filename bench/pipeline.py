@@ -34,6 +34,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import common.quiet_tf  # noqa: F401  (an entry point: no native TensorFlow start-up lines)
 from bench.common import ROOT, say
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+import common.quiet_tf  # noqa: F401  (first: `uvicorn service.main:app` starts quietly too)
 from service.api.deps import ServiceState
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware

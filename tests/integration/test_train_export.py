@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tests.conftest import ROOT, tiny_config
+from tests.conftest import tiny_config
+from tests.support.cli import only_line, run_module
 from training.data.table import load_table
 from training.export import exporter
 from training.model.serving import serving_model
@@ -95,11 +94,10 @@ def test_make_predict_writes_a_price_per_row(tiny_trained, tiny_model_dir, tmp_p
     cfg = tiny_trained["config"]
     table = Path(cfg.data.table)
     out = tmp_path / "predictions.csv"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", "training", "predict", "--model", str(tiny_model_dir),
-                           "--input", str(table), "--output", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, env=env, timeout=300)
+    proc = run_module("training", "predict", "--model", str(tiny_model_dir), "--input", str(table),
+                      "--output", str(out))
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # a quiet start: no native TensorFlow lines, no log noise
     pred = pd.read_csv(out)
     src = pd.read_csv(table)
     assert list(pred.columns) == ["id", "price"] and len(pred) == len(src)
@@ -119,21 +117,19 @@ def test_predict_errors_are_one_line(tiny_trained, tiny_model_dir, tmp_path, arg
             "--output": str(tmp_path / "p.csv")}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     argv = [x for kv in base.items() for x in kv]
-    proc = subprocess.run([sys.executable, "-m", "training", "predict", *argv], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = run_module("training", "predict", *argv)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: predict:")
-    assert message in proc.stderr
+    line = only_line(proc.stderr)
+    assert line.startswith("error: predict:") and message in line
 
 
 def test_train_cli_rejects_a_bad_config_with_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[data]\ntable = "x.csv"\ntext = ["t"]\nwhat = 1\n')
-    proc = subprocess.run([sys.executable, "-m", "training", "train", "--config", str(bad)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = run_module("training", "train", "--config", str(bad), timeout=120)
     assert proc.returncode == 2
-    line = proc.stderr.strip()
-    assert "\n" not in line and line.startswith("error: config: unknown key 'data.what' (known: categorical, ")
+    line = only_line(proc.stderr)
+    assert line.startswith("error: config: unknown key 'data.what' (known: categorical, ")
     assert "table, target, text" in line  # the known keys of [data], sorted
 
 

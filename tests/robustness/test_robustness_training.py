@@ -23,6 +23,7 @@ from service.metrics import Metrics
 from service.registry import ModelRegistry, list_versions
 from service.settings import Settings
 from tests.conftest import ROOT, SYNTHETIC_CONFIG
+from tests.support.cli import only_line, run_module
 
 CHILD = Path(__file__).resolve().parent / "export_child.py"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
@@ -159,13 +160,17 @@ def test_bad_data_stops_the_cli_with_exit_2_and_one_line(
 @pytest.mark.slow
 def test_the_cli_process_exits_2_with_one_line_on_stderr(tiny_dataset, tmp_path) -> None:
     table = spoiled_copy(tiny_dataset, tmp_path / "data", lambda df: df.drop(columns=["price"]))
-    result = subprocess.run(
-        [sys.executable, "-m", "training", *cli_args(table, tmp_path)],
-        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_module("training", *cli_args(table, tmp_path), cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines()[-1].startswith("error: data: column(s) price not in items.csv")
-    assert "Traceback" not in result.stderr
+    assert only_line(result.stderr).startswith("error: data: column(s) price not in items.csv")
+
+
+def test_a_missing_table_is_one_line_on_stderr_in_a_newcomers_environment(tmp_path) -> None:
+    config = tmp_path / "missing.toml"
+    config.write_text(f'[data]\ntable = "{tmp_path / "nope.csv"}"\ncategorical = ["brand"]\n')
+    result = run_module("training", "train", "--config", str(config), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert only_line(result.stderr) == f"error: data: table {tmp_path / 'nope.csv'} does not exist"
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 import socket
 import threading
@@ -28,8 +27,6 @@ from PIL import Image
 
 from service.main import create_app
 from service.settings import Settings
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_INPUTS: list[dict[str, Any]] = [
     {"name": "brand", "role": "categorical", "vocabulary": ["zara", "h&m", "nike", "levis"]},

@@ -131,7 +131,8 @@ def setup(kind: str) -> Cluster:
     if kind == "multi-worker":
         keras_multi_worker_fixes()
     _CURRENT = cluster
-    log.info("event=strategy kind=%s task=%s workers=%d replicas=%d chief=%s", kind, cluster.label,
+    level = logging.DEBUG if kind == "default" else logging.INFO  # one device: nothing worth a line
+    log.log(level, "event=strategy kind=%s task=%s workers=%d replicas=%d chief=%s", kind, cluster.label,
              cluster.num_workers, cluster.strategy.num_replicas_in_sync, cluster.is_chief)
     return cluster
 

@@ -111,18 +111,12 @@ def build_image_encoder(cfg: Config) -> keras.Model:
         x = keras.layers.RandomFlip("horizontal", seed=cfg.train.seed, name="augment_flip")(x)
         x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=cfg.train.seed, name="augment_shift")(x)
         x = keras.layers.RandomZoom(0.15, fill_mode="nearest", seed=cfg.train.seed, name="augment_zoom")(x)
-    if m.backbone_weights:
-        base = keras.applications.MobileNetV3Small(input_shape=(s, s, 3), include_top=False, weights=None,
-                                                   include_preprocessing=False, pooling="avg")
-        base.load_weights(m.backbone_weights)
-        x = base(x)
-    else:
-        x = keras.layers.Conv2D(m.image_stem, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
-        x = keras.layers.BatchNormalization(name="stem_bn")(x)
-        x = keras.layers.Activation("relu")(x)
-        for i, f in enumerate(m.image_filters):  # every stage halves the resolution: cheap on a CPU
-            x = _residual(x, f, 2, f"stage{i}")
-        x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
+    x = keras.layers.Conv2D(m.image_stem, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.Activation("relu")(x)
+    for i, f in enumerate(m.image_filters):  # every stage halves the resolution: cheap on a CPU
+        x = _residual(x, f, 2, f"stage{i}")
+    x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
     x = keras.layers.Dropout(m.dropout, name="image_dropout")(x)
     if m.fusion == "sum":  # unit norm like each text column's bag: the photo cannot drown the rest at the start
         x = keras.layers.UnitNormalization(name="image_unit")(x)

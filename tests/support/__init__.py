@@ -1,0 +1,1 @@
+"""Helpers the test tiers share, imported as `tests.support.<module>` (no sys.path edits)."""
