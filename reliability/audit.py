@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", default="pypi", choices=["pypi", "osv"], help="vulnerability database")
     parser.add_argument("--out", type=Path, default=ROOT / "reliability" / "results" / "audit.json")
     args = parser.parse_args(argv)
-    pinned = ["-r", "requirements-serve.lock", "-r", "requirements.lock", "--no-deps", "--disable-pip"]
+    pinned = ["-r", "requirements-serve.lock", "-r", "requirements.lock", "--require-hashes", "--disable-pip"]
     result = {
         "service": args.service,
         "pinned_requirements": findings(pip_audit(pinned, args.service)),
