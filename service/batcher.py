@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.metrics import Metrics
-from service.registry import LoadedModel, RowError
+from service.model import LoadedModel, RowError
 
 logger = logging.getLogger(__name__)
 
@@ -145,41 +145,50 @@ class MicroBatcher:
         return list(await asyncio.gather(*futures))
 
     async def _consume(self) -> None:
-        loop = asyncio.get_running_loop()
         assert self._wakeup is not None
         while True:
             while not self._pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            # With no wait (the default) the call starts at once: rows that queued during the
-            # previous call, or the lone row that found the model idle.
-            deadline = self._pending[0].enqueued + self.max_wait_s
-            while self.max_wait_s > 0 and len(self._pending) < self.max_size:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), remaining)
-                except TimeoutError:
-                    break
+            await self._wait_for_company()
             batch = self._take_batch()
-            if not batch:
-                continue
+            if batch:
+                await self._run_batch(batch)
+
+    async def _wait_for_company(self) -> None:
+        """With BATCH_MAX_WAIT_MS, let more rows join until the first row has waited that long.
+        With no wait (the default) the call starts at once: rows that queued during the previous
+        call, or the lone row that found the model idle."""
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        deadline = self._pending[0].enqueued + self.max_wait_s
+        while self.max_wait_s > 0 and len(self._pending) < self.max_size:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
             try:
-                outcomes = await loop.run_in_executor(
-                    self._executor, run_model, batch[0].model, [j.row for j in batch], self.metrics
-                )
-            except asyncio.CancelledError:
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(BatcherClosed("the service is shutting down"))
-                raise
-            except Exception as exc:  # noqa: BLE001  # the executor itself failed
-                outcomes = [Outcome(None, exc, len(batch))] * len(batch)
-            for job, outcome in zip(batch, outcomes, strict=True):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    async def _run_batch(self, batch: list[_Job]) -> None:
+        """One model call in the worker thread; each job's future gets its row's outcome."""
+        loop = asyncio.get_running_loop()
+        try:
+            outcomes = await loop.run_in_executor(
+                self._executor, run_model, batch[0].model, [j.row for j in batch], self.metrics
+            )
+        except asyncio.CancelledError:
+            for job in batch:
                 if not job.future.done():
-                    job.future.set_result(outcome)
+                    job.future.set_exception(BatcherClosed("the service is shutting down"))
+            raise
+        except Exception as exc:  # noqa: BLE001  # the executor itself failed
+            outcomes = [Outcome(None, exc, len(batch))] * len(batch)
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if not job.future.done():
+                job.future.set_result(outcome)
 
     def _take_batch(self) -> list[_Job]:
         """Up to max_size live jobs from the front, all for the same model version."""

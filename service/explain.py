@@ -7,22 +7,21 @@ Contributions (occlusion): each item is scored beside one copy per modality whos
 replaced by the card's neutral baseline, all rows in the same batched model call; a modality's
 contribution is price - price without it, its share |contribution| / sum of |contributions|.
 Which inputs make a modality follows their role: categorical and numeric -> metadata, text -> text,
-image -> image. A card without these blocks (an older model) still serves, without them.
+image -> image. A card without these blocks (an older model) still serves, without them; the
+blocks are validated with the card (common/card.py), an unusable one is dropped there.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from service.schemas import CardError, InputSpec
+from common.card import MODALITY_OF_ROLE, Explain, Interval, image_bytes
+from service.schemas.inputs import InputSpec
 
 MODALITIES = ("metadata", "text", "image")
-MODALITY_OF_ROLE = {"categorical": "metadata", "numeric": "metadata", "text": "text", "image": "image"}
 
 
 # --------------------------------------------------------------------------- range
@@ -58,42 +57,13 @@ class PriceRange:
         return {"low": min(round(low, 2), rounded), "high": max(round(high, 2), rounded), "level": level}
 
 
-def parse_range(card: Mapping[str, Any]) -> PriceRange | None:
-    """The card's ``interval`` block; None when the card has none (an older model).
-
-    Raises:
-        CardError: the block is there but unusable.
-    """
-    block = card.get("interval")
-    if block is None:
+def range_from_card(interval: Interval | None) -> PriceRange | None:
+    """The card's validated ``interval`` block; None when the card has none (an older model)."""
+    if interval is None:
         return None
-    if not isinstance(block, Mapping) or not isinstance(block.get("quantiles"), Mapping) or not block["quantiles"]:
-        raise CardError("interval: expected an object with a non-empty 'quantiles' object")
-    quantiles: dict[float, tuple[float, float]] = {}
-    for key, pair in block["quantiles"].items():
-        try:
-            level = float(key)
-        except (TypeError, ValueError):
-            raise CardError(f"interval: quantile level {key!r} is not a number") from None
-        if not 0.0 < level < 1.0:
-            raise CardError(f"interval: quantile level {key!r} is not between 0 and 1")
-        if (
-            not isinstance(pair, list | tuple)
-            or len(pair) != 2
-            or not all(isinstance(q, int | float) and not isinstance(q, bool) and math.isfinite(q) for q in pair)
-            or pair[0] > pair[1]
-            or abs(pair[0]) > 20
-            or abs(pair[1]) > 20
-        ):
-            raise CardError(
-                f"interval: quantiles of level {key} must be two finite numbers [q_low, q_high], low <= high"
-            )
-        quantiles[level] = (float(pair[0]), float(pair[1]))
-    default = block.get("level", 0.8)
-    matched = next((lv for lv in quantiles if isinstance(default, int | float) and abs(lv - default) < 1e-9), None)
-    if matched is None:
-        raise CardError(f"interval: the default level {default!r} has no quantiles")
-    return PriceRange(level=matched, quantiles=quantiles, method=str(block.get("method", "")))
+    level = interval.stored_level(interval.level)
+    assert level is not None  # the card's validation checked it
+    return PriceRange(level=level, quantiles=dict(interval.quantiles), method=interval.method)
 
 
 # --------------------------------------------------------------------------- contributions
@@ -131,49 +101,23 @@ class Occlusion:
         }
 
 
-def _image_bytes(value: Any, name: str) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise CardError(f"explain: baseline of image input {name!r} must be base64 text")
-    text = value.split(",", 1)[1] if value.startswith("data:") else value
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise CardError(f"explain: baseline of image input {name!r} is not valid base64") from None
-
-
-def parse_occlusion(card: Mapping[str, Any], inputs: Sequence[InputSpec]) -> Occlusion | None:
-    """The card's ``explain`` block against the served inputs; None when the card has none.
-
-    Raises:
-        CardError: the block is there but unusable (e.g. an input without a baseline value).
-    """
-    block = card.get("explain")
-    if block is None:
+def occlusion_from_card(explain: Explain | None, inputs: Sequence[InputSpec]) -> Occlusion | None:
+    """The card's validated ``explain`` block (a baseline for every input) as the model takes it:
+    numbers as floats (null: NaN, missing), the photo as encoded bytes. None when there is none."""
+    if explain is None:
         return None
-    if not isinstance(block, Mapping) or not isinstance(block.get("baseline"), Mapping):
-        raise CardError("explain: expected an object with a 'baseline' object")
-    given = block["baseline"]
     baseline: dict[str, Any] = {}
     groups: dict[str, list[str]] = {}
     for spec in inputs:
-        if spec.name not in given:
-            raise CardError(f"explain: no baseline value for input {spec.name!r}")
-        value = given[spec.name]
+        value = explain.baseline[spec.name]
         if spec.role == "numeric":
-            if value is None:
-                value = float("nan")  # missing: the model fills it in
-            elif isinstance(value, bool) or not isinstance(value, int | float):
-                raise CardError(f"explain: baseline of {spec.name!r} must be a number or null")
-            baseline[spec.name] = float(value)
+            value = float("nan") if value is None else float(value)
         elif spec.role == "image":
-            baseline[spec.name] = _image_bytes(value, spec.name)
-        else:
-            if not isinstance(value, str):
-                raise CardError(f"explain: baseline of {spec.name!r} must be a string")
-            baseline[spec.name] = value
+            value = image_bytes(value, spec.name)
+        baseline[spec.name] = value
         groups.setdefault(MODALITY_OF_ROLE[spec.role], []).append(spec.name)
     ordered = {m: tuple(groups[m]) for m in MODALITIES if m in groups}
-    return Occlusion(groups=ordered, baseline=baseline, method=str(block.get("method", "")))
+    return Occlusion(groups=ordered, baseline=baseline, method=explain.method)
 
 
 # --------------------------------------------------------------------------- one request
@@ -208,7 +152,7 @@ __all__ = [
     "Occlusion",
     "Plan",
     "PriceRange",
-    "parse_occlusion",
-    "parse_range",
+    "occlusion_from_card",
+    "range_from_card",
     "plan_rows",
 ]

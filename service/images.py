@@ -171,13 +171,8 @@ def _load(image: Image.Image, max_pixels: int) -> None:
         raise ImageError(422, f"image is truncated or corrupt ({exc})") from exc
 
 
-def prepare_image(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedImage:
-    """Check an encoded image and return the bytes to give the model.
-
-    Raises:
-        ImageError: 413 over MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS, 415 for a recognised image
-            type we refuse (SVG, BMP, TIFF, HEIC...), 422 for anything that does not decode.
-    """
+def _check_file(data: bytes, max_bytes: int) -> None:
+    """Refuse an empty, oversized or refused-type file before Pillow looks at it."""
     if not data:
         raise ImageError(422, "image is empty")
     if len(data) > max_bytes:
@@ -188,8 +183,12 @@ def prepare_image(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedIm
     refused = _sniff_refused(data)
     if refused:
         raise ImageError(415, f"{refused} images are not accepted; send {_ACCEPTED_TEXT}")
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Pillow's lazy open (the header only), restricted to the accepted formats."""
     try:
-        image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+        return Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
     except Image.DecompressionBombError as exc:
         raise _bomb(exc, max_pixels) from exc
     except UnidentifiedImageError as exc:
@@ -198,16 +197,37 @@ def prepare_image(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedIm
     except Exception as exc:  # Pillow raises many types on malformed headers
         raise ImageError(422, f"image is truncated or corrupt ({exc})") from exc
 
-    with image:
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(422, "image has no pixels")
+    if width * height > max_pixels:
+        raise ImageError(
+            413,
+            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels} (MAX_IMAGE_PIXELS)",
+        )
+
+
+def _upright_rgb(image: Image.Image, orientation: int) -> Image.Image:
+    """Upright RGB, as the model takes it; raises ImageError for a mode that does not convert."""
+    try:
+        upright = ImageOps.exif_transpose(image) if orientation != 1 else image
+        return _to_rgb(upright)
+    except Exception as exc:  # a decoded but unconvertible mode
+        raise ImageError(422, f"image could not be converted to RGB ({exc})") from exc
+
+
+def prepare_image(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedImage:
+    """Check an encoded image and return the bytes to give the model.
+
+    Raises:
+        ImageError: 413 over MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS, 415 for a recognised image
+            type we refuse (SVG, BMP, TIFF, HEIC...), 422 for anything that does not decode.
+    """
+    _check_file(data, max_bytes)
+    with _open(data, max_pixels) as image:
         width, height = image.size
-        if width <= 0 or height <= 0:
-            raise ImageError(422, "image has no pixels")
-        if width * height > max_pixels:
-            raise ImageError(
-                413,
-                f"image is {width}x{height} = {width * height} pixels, over the limit of "
-                f"{max_pixels} (MAX_IMAGE_PIXELS)",
-            )
+        _check_pixels(width, height, max_pixels)
         source_format = image.format or "unknown"
         if source_format != "JPEG":
             # Reading the EXIF of a PNG/WebP/GIF decodes the pixels, and _orientation hides any
@@ -226,10 +246,9 @@ def prepare_image(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedIm
         _load(image, max_pixels)
         if plain:
             return PreparedImage(data, source_format, width, height, passthrough=True)
+        rgb = _upright_rgb(image, orientation)
+        out = io.BytesIO()
         try:
-            upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-            rgb = _to_rgb(upright)
-            out = io.BytesIO()
             rgb.save(out, format="PNG", compress_level=1)
         except Exception as exc:  # a decoded but unconvertible mode
             raise ImageError(422, f"image could not be converted to RGB ({exc})") from exc

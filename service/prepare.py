@@ -12,7 +12,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
 from service.images import ImageError, decode_base64_image, prepare_image
-from service.schemas import MAX_REPORTED_ERRORS, InputError, ModelSchema, worst_status
+from service.schemas.errors import MAX_REPORTED_ERRORS, InputError, worst_status
+from service.schemas.request import ModelSchema
 from service.settings import Settings
 
 

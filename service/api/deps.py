@@ -14,7 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.batcher import MicroBatcher
 from service.metrics import Metrics
-from service.registry import LoadedModel, ModelRegistry
+from service.model import LoadedModel
+from service.registry import ModelRegistry
 from service.settings import Settings
 
 

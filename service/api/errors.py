@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.schemas import InputError, format_loc
+from service.schemas.errors import InputError, format_loc
 
 logger = logging.getLogger(__name__)
 

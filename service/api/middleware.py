@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import BodyTimeout, BodyTooLarge, error_body
-from service.schemas import base64_length
+from service.schemas.request import base64_length
 
 logger = logging.getLogger("service.access")
 error_logger = logging.getLogger(__name__)
@@ -70,67 +70,41 @@ class RequestMiddleware:
         log = request_log(scope)
         path = scope["path"]
         limit = self.body_limit(path)
-        status = 500
-        response_started = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-            await send(message)
-
-        received = 0
-        body_done = False
-        body_timeout = self.service.settings.body_timeout_s
-        body_deadline = time.monotonic() + body_timeout
-
-        async def receive_wrapper() -> Message:
-            nonlocal received, body_done
-            if body_done:  # later calls only wait for a disconnect: no deadline
-                return await receive()
-            try:  # asyncio.timeout: no extra task per receive, unlike wait_for
-                async with asyncio.timeout(max(body_deadline - time.monotonic(), 0.001)):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTimeout(body_timeout) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-                body_done = not message.get("more_body", False)
-            return message
-
+        exchange = _Exchange(receive, send, limit, self.service.settings.body_timeout_s)
         try:
             declared = Headers(scope=scope).get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 # Refused before a byte of the body is read.
-                await self._send_json(send_wrapper, 413, BodyTooLarge(limit).detail)
+                await self._send_json(exchange.send, 413, BodyTooLarge(limit).detail)
             else:
-                await self.app(scope, receive_wrapper, send_wrapper)
+                await self.app(scope, exchange.receive, exchange.send)
         except ClientDisconnect:  # the client went away mid-body: nobody to answer, not our fault
-            status = 499
+            exchange.status = 499
         except Exception:
             error_logger.exception("event=unhandled_error path=%s", path)
-            if not response_started:
-                await self._send_json(send_wrapper, 500, "internal error")
+            if not exchange.response_started:
+                await self._send_json(exchange.send, 500, "internal error")
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            label = getattr(route, "path", None) or (path if path in KNOWN_ROUTES else "unmatched")
-            metrics = self.service.metrics
-            metrics.requests.labels(route=label, method=scope["method"], status=str(status)).inc()
-            metrics.latency.labels(route=label).observe(elapsed)
-            logger.info(
-                "method=%s route=%s status=%s latency_ms=%.1f model_version=%s batch_size=%s items=%s",
-                scope["method"],
-                label,
-                status,
-                elapsed * 1000,
-                log.get("model_version", "-"),
-                log.get("batch_size", "-"),
-                log.get("items", "-"),
-            )
+            self._record(scope, exchange.status, time.perf_counter() - started, log)
+
+    def _record(self, scope: Scope, status: int, elapsed: float, log: dict[str, Any]) -> None:
+        """The request's metrics and its access log line."""
+        path = scope["path"]
+        route = scope.get("route")
+        label = getattr(route, "path", None) or (path if path in KNOWN_ROUTES else "unmatched")
+        metrics = self.service.metrics
+        metrics.requests.labels(route=label, method=scope["method"], status=str(status)).inc()
+        metrics.latency.labels(route=label).observe(elapsed)
+        logger.info(
+            "method=%s route=%s status=%s latency_ms=%.1f model_version=%s batch_size=%s items=%s",
+            scope["method"],
+            label,
+            status,
+            elapsed * 1000,
+            log.get("model_version", "-"),
+            log.get("batch_size", "-"),
+            log.get("items", "-"),
+        )
 
     @staticmethod
     async def _send_json(send: Send, status: int, detail: str) -> None:
@@ -147,3 +121,40 @@ class RequestMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class _Exchange:
+    """One request's ``receive`` and ``send``, wrapped: the body's deadline and size limit are
+    enforced while it streams in, and the answer's status is noted for the log."""
+
+    def __init__(self, receive: Receive, send: Send, limit: int, body_timeout_s: float) -> None:
+        self._receive = receive
+        self._send = send
+        self.limit = limit
+        self.body_timeout_s = body_timeout_s
+        self.body_deadline = time.monotonic() + body_timeout_s
+        self.received = 0
+        self.body_done = False
+        self.status = 500
+        self.response_started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.response_started = True
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        if self.body_done:  # later calls only wait for a disconnect: no deadline
+            return await self._receive()
+        try:  # asyncio.timeout: no extra task per receive, unlike wait_for
+            async with asyncio.timeout(max(self.body_deadline - time.monotonic(), 0.001)):
+                message = await self._receive()
+        except TimeoutError:
+            raise BodyTimeout(self.body_timeout_s) from None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                raise BodyTooLarge(self.limit)
+            self.body_done = not message.get("more_body", False)
+        return message

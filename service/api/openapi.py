@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.schemas import ModelSchema
+from service.schemas.request import ModelSchema
 
 DESCRIPTION = """Suggests a price for a second-hand item from its details and a photo.
 

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from service.api.deps import ServiceDep
 from service.api.errors import error_body
-from service.schemas import ErrorResponse, HealthResponse, ReadyResponse
+from service.schemas.response import ErrorResponse, HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["health"])
 

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse
 
 from service.api.deps import ServiceDep
 from service.images import ACCEPTED_MEDIA_TYPES
-from service.schemas import InputSpec, ModelSchema
+from service.schemas.inputs import InputSpec
+from service.schemas.request import ModelSchema
 
 router = APIRouter(tags=["page"])
 

@@ -22,15 +22,10 @@ from service.api.deps import ModelDep, ServiceDep, require_api_key
 from service.api.middleware import request_log
 from service.batcher import BatcherClosed, Outcome
 from service.explain import plan_rows
+from service.model import LoadedModel, RowError
 from service.prepare import PreparedRow, prepare_batch, prepare_form, prepare_json
-from service.registry import LoadedModel, RowError
-from service.schemas import (
-    BatchPrediction,
-    BatchResponse,
-    ErrorResponse,
-    InputError,
-    PredictResponse,
-)
+from service.schemas.errors import InputError
+from service.schemas.response import BatchPrediction, BatchResponse, ErrorResponse, PredictResponse
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(require_api_key)])

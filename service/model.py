@@ -1,0 +1,179 @@
+"""One model version: its card read and validated (common/card.py), its SavedModel loaded and
+checked against the card, warmed up; and how to call it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from common.card import ServableCard, describe_errors
+from service.explain import Occlusion, PriceRange, occlusion_from_card, range_from_card
+from service.schemas.inputs import InputSpec, input_specs
+from service.schemas.request import Limits, ModelSchema
+from service.settings import Settings
+
+logger = logging.getLogger("service.registry")  # one logger for finding, loading and swapping versions
+
+
+class ModelLoadError(RuntimeError):
+    """A version that cannot be served (it is refused, the current one keeps serving)."""
+
+
+class RowError(ValueError):
+    """The model could not price one row (e.g. image bytes TensorFlow cannot decode)."""
+
+
+@dataclass
+class LoadedModel:
+    """One loaded, warmed-up model version and how to call it."""
+
+    version: int
+    path: Path
+    card: dict[str, Any]  # as read: GET /v1/model shows it whole, unknown keys included
+    schema: ModelSchema
+    signature: Any
+    output: str
+    saved_model: Any = None  # the loaded object; keeps the signature's variables alive
+    loaded_at: float = field(default_factory=time.time)
+    price_range: PriceRange | None = None  # the card's calibrated range (None: an older card)
+    occlusion: Occlusion | None = None  # neutral inputs for the contributions (None: an older card)
+    name: str = ""
+
+    def predict(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Price a batch of prepared rows (images as encoded bytes) in one signature call.
+
+        Returns a float64 array of shape [len(rows)]. Blocking: call from a worker thread.
+        """
+        import tensorflow as tf
+
+        feeds = {}
+        for spec in self.schema.inputs:
+            values = [row[spec.name] for row in rows]
+            if spec.role == "numeric":
+                feeds[spec.name] = tf.constant(np.asarray(values, dtype=np.float32))
+            else:
+                feeds[spec.name] = tf.constant(values, dtype=tf.string)
+        outputs = self.signature(**feeds)
+        prices = np.asarray(outputs[self.output].numpy(), dtype=np.float64).reshape(-1)
+        if prices.shape[0] != len(rows):
+            raise ModelLoadError(f"output {self.output!r} has {prices.shape[0]} values for {len(rows)} rows")
+        return prices
+
+
+def read_card(path: Path) -> tuple[dict[str, Any], ServableCard, dict[str, str]]:
+    """``model_card.json`` as read, validated, and ``{block: reason}`` of the optional blocks dropped.
+
+    Raises:
+        ModelLoadError: unreadable, or not a card the service can serve (the reason names the field).
+    """
+    try:
+        raw = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"model_card.json unreadable: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ModelLoadError("model_card.json is not an object")
+    try:
+        card, dropped = ServableCard.read(raw)
+    except ValidationError as exc:
+        raise ModelLoadError(f"model card: {describe_errors(exc, raw)}") from None
+    return raw, card, dropped
+
+
+def _check_signature(signature: Any, inputs: Sequence[InputSpec], output: str) -> None:
+    """The signature takes exactly the card's inputs, with their dtypes, and has its output."""
+    import tensorflow as tf
+
+    _, accepted = signature.structured_input_signature
+    expected = {s.name: (tf.float32 if s.role == "numeric" else tf.string) for s in inputs}
+    missing = sorted(set(accepted) - set(expected))
+    if missing:
+        raise ModelLoadError(f"signature needs inputs the card does not list: {missing}")
+    for name, dtype in expected.items():
+        spec = accepted.get(name)
+        if spec is None:
+            raise ModelLoadError(f"card input {name!r} is not in the signature")
+        if spec.dtype != dtype:
+            raise ModelLoadError(f"signature input {name!r} is {spec.dtype.name}, not {dtype.name}")
+    if output not in signature.structured_outputs:
+        raise ModelLoadError(f"signature has no output {output!r}")
+
+
+def load_version(path: Path, version: int, settings: Settings) -> LoadedModel:
+    """Load a version, check its card against its signature and warm it up.
+
+    Raises:
+        ModelLoadError: whatever goes wrong, with the reason.
+    """
+    raw, card, dropped = read_card(path)
+    limits = Limits(
+        max_text_chars=settings.max_text_chars,
+        max_category_chars=settings.max_category_chars,
+        max_image_bytes=settings.max_image_bytes,
+        max_batch_items=settings.max_batch_items,
+    )
+    schema = ModelSchema(inputs=input_specs(card), currency=card.currency, limits=limits)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(path))
+        signature = loaded.signatures[card.signature]
+    except Exception as exc:  # any corruption: DecodeError, NotFoundError, KeyError...
+        raise ModelLoadError(f"SavedModel does not load: {type(exc).__name__}: {exc}") from exc
+    _check_signature(signature, schema.inputs, card.output)
+
+    model = LoadedModel(version, path, raw, schema, signature, card.output, saved_model=loaded, name=card.name)
+    warm_up(model, settings.warmup_runs)
+    _attach_explanations(model, card, dropped)
+    return model
+
+
+def _attach_explanations(model: LoadedModel, card: ServableCard, dropped: Mapping[str, str]) -> None:
+    """The card's range and occlusion baseline; a card without them (or with a broken one) still
+    serves, without them, after a warning."""
+    if "interval" in dropped:
+        logger.warning("event=range_disabled version=%s reason=%s", model.version, dropped["interval"][:300])
+    model.price_range = range_from_card(card.interval)
+    try:
+        if "explain" in dropped:
+            raise ValueError(dropped["explain"])
+        occlusion = occlusion_from_card(card.explain, model.schema.inputs)
+        if occlusion is not None:  # the baseline must price too (e.g. its photo must decode)
+            prices = model.predict(occlusion.rows(model.schema.example_item(image_bytes=True)))
+            if not all(math.isfinite(p) for p in prices):
+                raise ValueError(f"a neutral copy gave a non-finite price: {prices.tolist()}")
+        model.occlusion = occlusion
+    except Exception as exc:  # noqa: BLE001  # any failure only turns the contributions off
+        logger.warning("event=contributions_disabled version=%s reason=%s", model.version, str(exc)[:300])
+    missing = [block for block in ("interval", "explain") if block not in model.card]
+    if missing:
+        logger.warning(
+            "event=model_card_without version=%s fields=%s detail=served without %s",
+            model.version,
+            ",".join(missing),
+            " and ".join({"interval": "a price range", "explain": "contributions"}[m] for m in missing),
+        )
+
+
+def warm_up(model: LoadedModel, runs: int) -> None:
+    """Run a few predictions (batch sizes 1 and 2) and require finite prices."""
+    row = model.schema.example_item(image_bytes=True)
+    for run in range(runs):
+        batch = [row] * (1 if run % 2 == 0 else 2)
+        try:
+            prices = model.predict(batch)
+        except Exception as exc:
+            raise ModelLoadError(f"warm-up failed: {type(exc).__name__}: {exc}") from exc
+        if not all(math.isfinite(p) for p in prices):
+            raise ModelLoadError(f"warm-up gave a non-finite price: {prices.tolist()}")

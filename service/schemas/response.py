@@ -1,0 +1,112 @@
+"""The answers' models (their JSON Schemas are the OpenAPI document's)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class PriceRangeOut(BaseModel):
+    """A calibrated range around the price: on held-out data, a share ``level`` of true prices
+    fell inside it (split conformal calibration, see the model card's ``interval``)."""
+
+    low: float = Field(description="Lower end, rounded to cents; never above the price.", examples=[35.2])
+    high: float = Field(description="Upper end, rounded to cents; never below the price.", examples=[51.9])
+    level: float = Field(description="The range's calibrated coverage (e.g. 0.8 = 80%).", examples=[0.8])
+
+
+class Contribution(BaseModel):
+    """How much one modality moved the price."""
+
+    amount: float = Field(
+        description="Price minus the price with this modality's inputs set to a neutral baseline, in the "
+        "currency, rounded to cents (negative: it lowered the price).",
+        examples=[12.3],
+    )
+    share: float = Field(description="|amount| / sum of |amount| over the modalities (0 to 1).", examples=[0.55])
+
+
+class Contributions(BaseModel):
+    """What drove the price, per modality (occlusion, see the model card's ``explain``). A modality
+    the model has no input for is left out."""
+
+    metadata: Contribution | None = Field(
+        None, description="The categorical and numeric inputs.", examples=[{"amount": 12.3, "share": 0.55}]
+    )
+    text: Contribution | None = Field(None, description="The text inputs.", examples=[{"amount": -2.1, "share": 0.09}])
+    image: Contribution | None = Field(None, description="The photo.", examples=[{"amount": 8.0, "share": 0.36}])
+
+
+RANGE_DESCRIPTION = (
+    "Calibrated price range at the requested `level` (default: the model's, usually 0.8). Missing when the "
+    "model version has no calibrated range (an older model card)."
+)
+CONTRIBUTIONS_DESCRIPTION = (
+    "What drove the price. Missing with `explain=false`, or when the model version has no neutral "
+    "baseline (an older model card)."
+)
+RANGE_EXAMPLE = {"low": 35.2, "high": 51.9, "level": 0.8}
+CONTRIBUTIONS_EXAMPLE = {
+    "metadata": {"amount": 12.3, "share": 0.55},
+    "text": {"amount": -2.1, "share": 0.09},
+    "image": {"amount": 8.0, "share": 0.36},
+}
+
+
+class PredictResponse(BaseModel):
+    """The suggested price of one item."""
+
+    price: float = Field(description="Suggested price, rounded to cents.", examples=[42.5])
+    currency: str = Field(description="ISO 4217 code of the price.", examples=["EUR"])
+    model_version: str = Field(description="The model version that answered.", examples=["1"])
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Input the model could use but never saw in training (e.g. a new brand).",
+        examples=[["brand: 'acme' is not a value the model was trained on; it is treated as unknown"]],
+    )
+    range: PriceRangeOut | None = Field(None, description=RANGE_DESCRIPTION, examples=[RANGE_EXAMPLE])
+    contributions: Contributions | None = Field(
+        None, description=CONTRIBUTIONS_DESCRIPTION, examples=[CONTRIBUTIONS_EXAMPLE]
+    )
+
+
+class BatchPrediction(BaseModel):
+    """One item's answer inside a batch."""
+
+    price: float = Field(examples=[42.5])
+    warnings: list[str] = Field(default_factory=list, examples=[[]])
+    range: PriceRangeOut | None = Field(None, description=RANGE_DESCRIPTION, examples=[RANGE_EXAMPLE])
+    contributions: Contributions | None = Field(
+        None, description=CONTRIBUTIONS_DESCRIPTION, examples=[CONTRIBUTIONS_EXAMPLE]
+    )
+
+
+class BatchResponse(BaseModel):
+    """Answers of a batch, in the order of the request's items."""
+
+    predictions: list[BatchPrediction]
+    currency: str = Field(examples=["EUR"])
+    model_version: str = Field(examples=["1"])
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(examples=[["body", "age_months"]])
+    msg: str = Field(examples=["must be a finite number"])
+    type: str = Field(examples=["finite_number"])
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: a readable ``detail`` naming the field, and the errors one by one."""
+
+    detail: str = Field(examples=["age_months: must be a finite number"])
+    errors: list[ErrorItem] = Field(default_factory=list)
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+    model_version: str = Field(examples=["1"])
