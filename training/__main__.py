@@ -51,7 +51,13 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default="models/price", help="models/<name> (newest version) or a version folder")
     pr.add_argument("--input", required=True)
     pr.add_argument("--output", required=True)
-    pr.add_argument("--id", default="id", help="id column copied to the output")
+    pr.add_argument(
+        "--id-column",
+        "--id",
+        dest="id_column",
+        default=None,
+        help="id column copied to the output (default: the id column the model was trained with)",
+    )
     ev = sub.add_parser("evaluate", help="score an exported model on a config's test split and write its report")
     ev.add_argument("--model", required=True)
     ev.add_argument("--config", default=DEFAULT_CONFIG)
@@ -65,7 +71,7 @@ def _train(a: argparse.Namespace) -> int:
     cfg = load(a.config, a.set)  # a bad config stops here, before any model code is imported
     if a.strategy:
         cfg.train.strategy = a.strategy
-    from training.evaluation.report import print_summary
+    from training.evaluation.summary import print_summary
     from training.fit import distributed
     from training.pipeline import train_and_export
 
@@ -87,7 +93,7 @@ def _shards(a: argparse.Namespace) -> int:
 
 
 def _launch(a: argparse.Namespace) -> int:
-    from training.fit.distributed import launch
+    from training.fit.launch import launch
 
     args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
     return launch(a.workers, args, max_restarts=a.max_restarts, log_dir=a.log_dir)
@@ -97,7 +103,7 @@ def _predict(a: argparse.Namespace) -> int:
     from training.predict import predict_table
 
     t0 = time.time()
-    n = predict_table(a.model, a.input, a.output, id_column=a.id)
+    n = predict_table(a.model, a.input, a.output, id_column=a.id_column)
     print(f"wrote {n} predictions to {a.output} in {time.time() - t0:.1f}s")
     return 0
 
@@ -106,8 +112,8 @@ def _evaluate(a: argparse.Namespace) -> int:
     from training.config import load
 
     cfg = load(a.config, a.set)
-    from training.evaluation.evaluate import evaluate_exported
-    from training.evaluation.report import print_summary
+    from training.evaluation.summary import print_summary
+    from training.pipeline import evaluate_exported
 
     print_summary(evaluate_exported(a.model, cfg))
     return 0

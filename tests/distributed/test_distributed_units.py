@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import tiny_config
 from training.config import UserError
-from training.fit import distributed
+from training.fit import distributed, launch
 
 
 def test_cluster_shape_makes_worker_zero_chief_without_a_chief_task():
@@ -36,7 +36,7 @@ def test_multi_worker_without_tf_config_is_a_one_line_user_error(monkeypatch):
 
 
 def test_local_tf_configs_name_every_worker_on_loopback_with_its_own_index():
-    configs = [json.loads(c) for c in distributed.local_tf_configs(2, ports=[5001, 5002])]
+    configs = [json.loads(c) for c in launch.local_tf_configs(2, ports=[5001, 5002])]
     assert [c["task"] for c in configs] == [{"type": "worker", "index": 0}, {"type": "worker", "index": 1}]
     assert all(c["cluster"] == {"worker": ["127.0.0.1:5001", "127.0.0.1:5002"]} for c in configs)
 

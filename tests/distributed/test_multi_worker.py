@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import SYNTHETIC_CONFIG
 from tests.distributed.conftest import small_sets, start_worker, train_args, worker_env
-from training.fit import distributed
+from training.fit import launch
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_worker_killed_mid_epoch_and_restarted_lets_the_job_finish(small_dataset
     epochs = 3  # killed in epoch 2: epoch 3 is always left when the restarted job resumes
     sets = small_sets(small_dataset, tmp_path / "models", "killed", metadata_only=True, epochs=epochs)
     args = train_args(sets, "--run-dir", str(run_dir))
-    configs = distributed.local_tf_configs(2)
+    configs = launch.local_tf_configs(2)
     incarnations = [0, 0]
 
     def start(i: int) -> subprocess.Popen:

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiny_config
-from training.evaluation.evaluate import evaluate_exported, plan_ablations
-from training.evaluation.report import print_summary
+from training.evaluation.ablations import plan_ablations
+from training.evaluation.summary import print_summary
+from training.pipeline import evaluate_exported
 
 MODELS = {"full", "metadata-only", "text-only", "image-only", "baseline-mean", "baseline-ridge", "baseline-hgb"}
-METRICS = {"rmsle", "mae", "mape", "medape", "r2", "within_20pct", "n"}
+METRICS = {"rmsle", "log_rmse", "mae", "mape", "medape", "r2", "within_20pct", "n"}
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +69,9 @@ def test_evaluation_json_scores_every_model_on_the_same_test_rows(run):
 def test_baselines_record_a_validation_choice(run):
     models = run["doc"]["models"]
     ridge = models["baseline-ridge"]
-    chosen = min(ridge["grid"], key=lambda g: g["valid_rmsle"])
+    chosen = min(ridge["grid"], key=lambda g: g["valid_log_rmse"])
     assert ridge["params"]["alpha"] == chosen["alpha"]
-    assert ridge["valid"]["rmsle"] == pytest.approx(chosen["valid_rmsle"], rel=1e-6)
+    assert ridge["valid"]["log_rmse"] == pytest.approx(chosen["valid_log_rmse"], rel=1e-6)
     hgb = models["baseline-hgb"]
     assert hgb["params"]["rounds"] >= 1 and len(hgb["grid"]) >= 2
     # the mean baseline predicts one price for every listing: R2 on price can't be much above 0
@@ -81,8 +82,8 @@ def test_histories_and_checks_are_recorded(run):
     doc = run["doc"]
     for name in ("full", "metadata-only", "text-only", "image-only"):
         h = doc["models"][name]["history"]
-        assert len(h["loss"]) == len(h["rmsle"]) == len(h["val_rmsle"]) == run["cfg"].train.epochs
-        assert all(math.isfinite(v) for v in h["val_rmsle"])
+        assert len(h["loss"]) == len(h["log_rmse"]) == len(h["val_log_rmse"]) == run["cfg"].train.epochs
+        assert all(math.isfinite(v) for v in h["val_log_rmse"])
     checks = doc["checks"]
     assert checks["best_baseline"] in MODELS and checks["best_single"].endswith("-only")
     full = doc["models"]["full"]["test"]["rmsle"]

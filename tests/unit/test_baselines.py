@@ -53,7 +53,7 @@ def test_mean_baseline_predicts_the_training_mean_log_price():
     b = fit_mean(cfg, train, valid)
     assert b.params["log_mean"] == pytest.approx(math.log(100.0))  # geometric mean of 10 and 1000
     assert np.exp(b.predict_log(valid.iloc[[0, 0, 0]])) == pytest.approx([100.0] * 3)
-    assert b.valid_rmsle == pytest.approx(0.0, abs=1e-12)
+    assert b.valid_log_rmse == pytest.approx(0.0, abs=1e-12)
 
 
 def test_ridge_recovers_group_prices_from_one_hot_categories():
@@ -70,8 +70,8 @@ def test_ridge_uses_text_and_numbers_and_picks_alpha_on_valid(split):
     cfg = _cfg()
     b = fit_ridge(cfg, train, valid)
     assert [g["alpha"] for g in b.grid] == list(RIDGE_ALPHAS)
-    best = min(b.grid, key=lambda g: g["valid_rmsle"])
-    assert b.params["alpha"] == best["alpha"] and b.valid_rmsle == best["valid_rmsle"]
+    best = min(b.grid, key=lambda g: g["valid_log_rmse"])
+    assert b.params["alpha"] == best["alpha"] and b.valid_log_rmse == best["valid_log_rmse"]
     test_rmsle = rmse(b.predict_log(test), log_target(cfg, test))
     mean_rmsle = rmse(fit_mean(cfg, train, valid).predict_log(test), log_target(cfg, test))
     assert test_rmsle < 0.12 < mean_rmsle  # the material is only in the title: text must be used
@@ -84,12 +84,12 @@ def test_hgb_learns_categories_text_and_numbers(split):
     cfg = _cfg()
     b = fit_hgb(cfg, train, valid, svd_dims=(4, 8), leaves=(7, 15))
     assert {(g["svd_dims"], g["max_leaf_nodes"]) for g in b.grid} == {(4, 7), (4, 15), (8, 7), (8, 15)}
-    best = min(b.grid, key=lambda g: g["valid_rmsle"])
+    best = min(b.grid, key=lambda g: g["valid_log_rmse"])
     assert (b.params["svd_dims"], b.params["max_leaf_nodes"], b.params["rounds"]) == (
         best["svd_dims"], best["max_leaf_nodes"], best["rounds"])
-    assert b.valid_rmsle == pytest.approx(best["valid_rmsle"])
+    assert b.valid_log_rmse == pytest.approx(best["valid_log_rmse"])
     # the kept round is the best on valid, so predicting valid again reproduces that score
-    assert rmse(b.predict_log(valid), log_target(cfg, valid)) == pytest.approx(b.valid_rmsle)
+    assert rmse(b.predict_log(valid), log_target(cfg, valid)) == pytest.approx(b.valid_log_rmse)
     assert rmse(b.predict_log(test), log_target(cfg, test)) < 0.2
 
 
@@ -120,6 +120,6 @@ def test_choices_are_deterministic(split):
     train, valid, _ = split
     one, two = fit_baselines(_cfg(), train, valid), fit_baselines(_cfg(), train, valid)
     for name in one:
-        assert one[name].params == two[name].params and one[name].valid_rmsle == two[name].valid_rmsle
+        assert one[name].params == two[name].params and one[name].valid_log_rmse == two[name].valid_log_rmse
     with pytest.raises(ValueError, match="unknown baseline"):
         fit_baselines(_cfg(), train, valid, names=("knn",))

@@ -10,11 +10,21 @@ import pytest
 from training.evaluation.metrics import price_metrics
 
 
+def test_rmsle_is_scikit_learns():
+    from sklearn.metrics import root_mean_squared_log_error
+
+    rng = np.random.default_rng(0)
+    y, p = rng.uniform(5, 500, 200), rng.uniform(5, 500, 200)
+    assert price_metrics(y, p)["rmsle"] == pytest.approx(root_mean_squared_log_error(y, p), rel=1e-12)
+
+
 def test_metrics_match_hand_computed_values():
     # log ratios 0, log 1.25, log 0.5; absolute errors 0, 5, 20; relative errors 0, 0.25, 0.5
     m = price_metrics(np.array([10.0, 20.0, 40.0]), np.array([10.0, 25.0, 20.0]))
-    assert m["rmsle"] == pytest.approx(math.sqrt((math.log(1.25) ** 2 + math.log(0.5) ** 2) / 3))
-    assert m["rmsle"] == pytest.approx(0.420415, abs=1e-6)
+    assert m["log_rmse"] == pytest.approx(math.sqrt((math.log(1.25) ** 2 + math.log(0.5) ** 2) / 3))
+    assert m["log_rmse"] == pytest.approx(0.420415, abs=1e-6)
+    # RMSLE as scikit-learn defines it: log1p ratios 0, log(26/21), log(21/41)
+    assert m["rmsle"] == pytest.approx(math.sqrt((math.log(26 / 21) ** 2 + math.log(21 / 41) ** 2) / 3))
     assert m["mae"] == pytest.approx(25 / 3)
     assert m["mape"] == pytest.approx(0.25)
     assert m["medape"] == pytest.approx(0.25)
@@ -27,13 +37,13 @@ def test_metrics_match_hand_computed_values():
 def test_perfect_predictions_score_perfectly():
     y = np.array([3.5, 12.0, 99.0, 250.0])
     m = price_metrics(y, y.copy())
-    assert m == {"rmsle": 0.0, "mae": 0.0, "mape": 0.0, "medape": 0.0, "r2": 1.0, "within_20pct": 1.0, "n": 4}
+    assert m == {"rmsle": 0.0, "log_rmse": 0.0, "mae": 0.0, "mape": 0.0, "medape": 0.0, "r2": 1.0, "within_20pct": 1.0, "n": 4}
 
 
-def test_rmsle_is_symmetric_in_ratio_and_mape_is_not():
+def test_log_rmse_is_symmetric_in_ratio_and_mape_is_not():
     y = np.array([100.0, 100.0])
     over, under = price_metrics(y, np.array([200.0, 200.0])), price_metrics(y, np.array([50.0, 50.0]))
-    assert over["rmsle"] == pytest.approx(math.log(2)) and under["rmsle"] == pytest.approx(math.log(2))
+    assert over["log_rmse"] == pytest.approx(math.log(2)) and under["log_rmse"] == pytest.approx(math.log(2))
     assert over["mape"] == pytest.approx(1.0) and under["mape"] == pytest.approx(0.5)
     assert over["mae"] == pytest.approx(100.0) and under["mae"] == pytest.approx(50.0)
 
@@ -52,13 +62,14 @@ def test_median_ape_ignores_one_wild_prediction():
 def test_non_positive_predictions_stay_finite():
     m = price_metrics(np.array([10.0, 20.0]), np.array([0.0, -5.0]))
     assert all(math.isfinite(v) for v in m.values())
-    assert m["rmsle"] > 20  # log(1e-9) is far from any price
+    assert m["log_rmse"] > 20  # log(1e-9) is far from any price
+    assert m["rmsle"] == pytest.approx(math.sqrt((math.log(11) ** 2 + math.log(21) ** 2) / 2), rel=1e-6)
     assert m["within_20pct"] == 0.0
 
 
 def test_a_branch_helps_only_when_its_interval_clears_zero():
     """The verdict follows the paired bootstrap interval, not the point difference alone."""
-    from training.evaluation.report import format_checks
+    from training.evaluation.summary import format_checks
 
     lines = dict((text.split(":")[0], ok) for text, ok in format_checks(
         {"full_rmsle": 0.177,

@@ -19,7 +19,7 @@ def test_ridge_warm_start_beats_the_mean_and_freezes_the_wide_layers(tiny_datase
     chosen = init_wide_from_ridge(model, cfg, train, valid)
     y = np.log(valid["price"].to_numpy())
     mean_rmsle = float(np.sqrt(np.mean((y - np.log(train["price"]).mean()) ** 2)))
-    assert chosen["valid_rmsle"] < 0.8 * mean_rmsle
+    assert chosen["valid_log_rmse"] < 0.8 * mean_rmsle
     wide = [model.get_layer("metadata_encoder").get_layer("condition_wide"),
             model.get_layer("text_encoder").get_layer("description_wide")]
     for layer in wide:
@@ -70,7 +70,7 @@ def test_blend_weight_chosen_on_valid_is_never_worse_than_either_estimate(tiny_d
     init_wide_from_ridge(model, cfg, train, valid)
     chosen = fit_blend(model, make_dataset(cfg, valid, training=False, columns=list(model.input)))
     assert 0.0 <= chosen["deep_weight"] <= 1.0
-    assert chosen["valid_rmsle_blend"] <= min(chosen["valid_rmsle_wide"], chosen["valid_rmsle_deep"]) + 1e-6
+    assert chosen["valid_log_rmse_blend"] <= min(chosen["valid_log_rmse_wide"], chosen["valid_log_rmse_deep"]) + 1e-6
     assert abs(float(model.get_layer("log_price").deep_weight.numpy()) - chosen["deep_weight"]) < 1e-4
 
 

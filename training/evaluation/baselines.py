@@ -53,7 +53,7 @@ class Baseline:
     name: str
     predict_log: Callable[[pd.DataFrame], np.ndarray]
     params: dict[str, Any] = field(default_factory=dict)
-    valid_rmsle: float = float("nan")
+    valid_log_rmse: float = float("nan")
     grid: list[dict[str, Any]] = field(default_factory=list)  # every tried setting and its valid RMSLE
     seconds: float = 0.0
     description: str = ""
@@ -133,7 +133,7 @@ def fit_ridge(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Feat
     for alpha in alphas:
         model = Ridge(alpha=alpha).fit(x_train, y_train)
         score = rmse(model.predict(x_valid), y_valid)
-        grid.append({"alpha": alpha, "valid_rmsle": score})
+        grid.append({"alpha": alpha, "valid_log_rmse": score})
         if best is None or score < best[0]:
             best = (score, alpha, model)
     assert best is not None
@@ -157,35 +157,43 @@ def fit_hgb(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Featur
         return _fit_hgb(cfg, train, valid, feats, svd_dims, leaves, max_iter)
 
 
+class _HgbDesign:
+    """The boosting's design matrix: ordinal category codes, numbers and the first k SVD components."""
+
+    def __init__(self, cfg: Config, train: pd.DataFrame, feats: Features, svd_dims: Sequence[int]):
+        d = cfg.data
+        self.categorical, self.numeric, self.feats = d.categorical, d.numeric, feats
+        self.ordinal = None
+        if d.categorical:  # native categorical splits need codes < max_bins: rare categories share one code
+            self.ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                          max_categories=254).fit(train[d.categorical])
+        text_train = feats.text(train)
+        self.svd = None
+        if text_train is not None:
+            k = min(max(svd_dims), text_train.shape[1] - 1, len(train) - 1)
+            if k >= 1:
+                self.svd = TruncatedSVD(n_components=k, random_state=cfg.train.seed).fit(text_train)
+        self.dims_grid = sorted({min(k, self.svd.n_components) for k in svd_dims}) if self.svd is not None else [0]
+
+    def __call__(self, df: pd.DataFrame, dims: int) -> np.ndarray:
+        parts = []
+        if self.ordinal is not None:
+            parts.append(self.ordinal.transform(df[self.categorical]))
+        if self.numeric:
+            parts.append(df[self.numeric].to_numpy("float64"))
+        if self.svd is not None and dims:
+            parts.append(self.svd.transform(self.feats.text(df))[:, :dims])
+        return np.hstack(parts) if parts else np.zeros((len(df), 1))
+
+
 def _fit_hgb(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Features | None,
              svd_dims: Sequence[int], leaves: Sequence[int], max_iter: int) -> Baseline:
     started = time.time()
     d = cfg.data
-    feats = feats or Features(cfg, train)
-    ordinal = None
-    if d.categorical:  # native categorical splits need codes < max_bins: rare categories share one code
-        ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                 max_categories=254).fit(train[d.categorical])
-    text_train = feats.text(train)
-    svd = None
-    if text_train is not None:
-        k = min(max(svd_dims), text_train.shape[1] - 1, len(train) - 1)
-        if k >= 1:
-            svd = TruncatedSVD(n_components=k, random_state=cfg.train.seed).fit(text_train)
-
-    def design(df: pd.DataFrame, dims: int) -> np.ndarray:
-        parts = []
-        if ordinal is not None:
-            parts.append(ordinal.transform(df[d.categorical]))
-        if d.numeric:
-            parts.append(df[d.numeric].to_numpy("float64"))
-        if svd is not None and dims:
-            parts.append(svd.transform(feats.text(df))[:, :dims])
-        return np.hstack(parts) if parts else np.zeros((len(df), 1))
-
+    design = _HgbDesign(cfg, train, feats or Features(cfg, train), svd_dims)
+    dims_grid = design.dims_grid
     n_cat = len(d.categorical)
     y_train, y_valid = log_target(cfg, train), log_target(cfg, valid)
-    dims_grid = sorted({min(k, svd.n_components) for k in svd_dims}) if svd is not None else [0]
     grid, best = [], None
     for dims, leaf in itertools.product(dims_grid, leaves):
         x_train, x_valid = design(train, dims), design(valid, dims)
@@ -197,7 +205,7 @@ def _fit_hgb(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Featu
         model.fit(x_train, y_train, X_val=x_valid, y_val=y_valid)
         curve = [rmse(p, y_valid) for p in model.staged_predict(x_valid)]
         rounds = int(np.argmin(curve)) + 1
-        grid.append({"svd_dims": dims, "max_leaf_nodes": leaf, "rounds": rounds, "valid_rmsle": curve[rounds - 1]})
+        grid.append({"svd_dims": dims, "max_leaf_nodes": leaf, "rounds": rounds, "valid_log_rmse": curve[rounds - 1]})
         if best is None or curve[rounds - 1] < best[0]:
             best = (curve[rounds - 1], dims, leaf, rounds, model)
     assert best is not None
@@ -227,7 +235,7 @@ def fit_baselines(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame,
             b = fit_hgb(cfg, train, valid, feats)
         else:
             raise ValueError(f"unknown baseline {name!r} (known: {', '.join(NAMES)})")
-        log.info("event=baseline name=%s valid_rmsle=%.4f params=%s seconds=%.1f", name, b.valid_rmsle,
+        log.info("event=baseline name=%s valid_log_rmse=%.4f params=%s seconds=%.1f", name, b.valid_log_rmse,
                  b.params, b.seconds)
         out[name] = b
     return out

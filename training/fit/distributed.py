@@ -18,11 +18,7 @@ import json
 import logging
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,73 +218,6 @@ def fingerprint(arrays: list[Any]) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # a local launcher: N worker processes on 127.0.0.1, restarted when they fail
-
-
-def free_ports(n: int) -> list[int]:
-    """n TCP ports that were free a moment ago on 127.0.0.1."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def local_tf_configs(n: int, ports: list[int] | None = None) -> list[str]:
-    """The TF_CONFIG of each of n workers on 127.0.0.1 (worker 0 is the chief)."""
-    ports = ports or free_ports(n)
-    workers = [f"127.0.0.1:{p}" for p in ports]
-    return [json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}) for i in range(n)]
-
-
-def launch(n: int, train_args: list[str], max_restarts: int = 3, log_dir: Path | None = None) -> int:
-    """Run `python -m training train ... --strategy multi-worker` as n local workers.
-
-    Like a cluster manager with restartPolicy OnFailure: a worker that exits non-zero (or is
-    killed) is started again with the same TF_CONFIG, up to `max_restarts` times in all; the
-    restarted job continues from the chief's last backed-up epoch. Returns the chief's exit code.
-    """
-    configs = local_tf_configs(n)
-    log_dir = Path(log_dir or tempfile.mkdtemp(prefix="workers-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "training", "train", *train_args, "--strategy", "multi-worker"]
-
-    def start(i: int) -> subprocess.Popen:
-        out = open(log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - closed with the process
-        env = {**os.environ, "TF_CONFIG": configs[i]}
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    procs = [start(i) for i in range(n)]
-    print(f"launched {n} workers; logs in {log_dir}", file=sys.stderr)
-    restarts, done = 0, [False] * n
-    codes = [0] * n
-    while not all(done):
-        time.sleep(0.5)
-        for i, p in enumerate(procs):
-            if done[i] or p.poll() is None:
-                continue
-            if p.returncode == 0:
-                done[i] = True
-            elif p.returncode == 2 or restarts >= max_restarts:  # a user error does not heal by restarting
-                done[i], codes[i] = True, p.returncode
-            else:
-                restarts += 1
-                print(f"worker {i} exited with {p.returncode}: restart {restarts}/{max_restarts}", file=sys.stderr)
-                procs[i] = start(i)
-        if any(c for c in codes):
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            break
-    for i in range(n):
-        tail = (log_dir / f"worker-{i}.log").read_text(errors="replace").splitlines()[-3:]
-        print(f"worker {i}: exit {procs[i].returncode}; " + " | ".join(tail), file=sys.stderr)
-    return next((c for c in codes if c), 0)
 
 
 def remove(path: Path | None) -> None:

@@ -47,7 +47,7 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        figures = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "rmsle", "val_rmsle"))
+        figures = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "log_rmse", "val_log_rmse"))
         log.info("event=epoch model=%s epoch=%d/%d %s seconds=%.1f", self.label, epoch + 1, self.epochs,
                  figures, time.time() - self.t0)
 
@@ -61,7 +61,7 @@ def compile_model(cfg: Config, model: keras.Model, steps_per_epoch: int) -> None
             0.0, decay_steps=max(1, t.epochs * steps_per_epoch - steps_per_epoch), warmup_target=t.learning_rate,
             warmup_steps=steps_per_epoch, alpha=0.02)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay, clipnorm=1.0),
-                  loss=log_price_mse, metrics=[LogPriceRMSE(name="rmsle")])
+                  loss=log_price_mse, metrics=[LogPriceRMSE(name="log_rmse")])
 
 
 def log_price_mse(y_true, y_pred):
@@ -75,7 +75,7 @@ def log_price_mse(y_true, y_pred):
 
 
 class LogPriceRMSE(keras.metrics.RootMeanSquaredError):
-    """RMSE of the log price (RMSLE); the label is broadcast over the members' columns."""
+    """RMSE of the log price (`log_rmse`: the training loss's scale, not RMSLE's log1p); the label is broadcast over the members' columns."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         return super().update_state(keras.ops.reshape(y_true, (-1, 1)), y_pred, sample_weight)
@@ -181,7 +181,7 @@ def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessin
         WorkerBackupAndRestore(str(run_dir / "backup"), writer=cl.is_chief),
         keras.callbacks.ModelCheckpoint(str(own / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
                                         save_weights_only=True),
-        keras.callbacks.EarlyStopping("val_rmsle", patience=t.patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping("val_log_rmse", patience=t.patience, restore_best_weights=True),
         keras.callbacks.TensorBoard(str(own / "tensorboard"), write_graph=False, profile_batch=0),
         throughput,
         EpochLog(label, t.epochs),
@@ -191,7 +191,7 @@ def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessin
                      steps_per_epoch=steps if multi else None)
     history = _full_history(own, hist.history)
     history["seconds"] = time.time() - started
-    history["best_epoch"] = int(np.argmin(history["val_rmsle"])) + 1 if history.get("val_rmsle") else 0
+    history["best_epoch"] = int(np.argmin(history["val_log_rmse"])) + 1 if history.get("val_log_rmse") else 0
     history["examples_per_second"] = throughput.rates
     history["strategy"] = {"kind": cl.kind, "workers": cl.num_workers, "replicas": cl.strategy.num_replicas_in_sync,
                            "global_batch": t.batch_size}

@@ -119,8 +119,8 @@ def init_wide_from_ridge(model: keras.Model, cfg: Config, train: pd.DataFrame, v
         head = model.get_layer("head_linear")
         kernel, _ = head.get_weights()
         head.set_weights([kernel, np.array([ridge.intercept_], dtype="float32")])
-    chosen = {"alpha": alpha, "valid_rmsle": scores[alpha], "features": int(x_train.shape[1]),
-              "oof_rmsle": float(np.sqrt(np.mean((oof - y_train) ** 2))), "seconds": round(time.time() - t0, 1)}
+    chosen = {"alpha": alpha, "valid_log_rmse": scores[alpha], "features": int(x_train.shape[1]),
+              "oof_log_rmse": float(np.sqrt(np.mean((oof - y_train) ** 2))), "seconds": round(time.time() - t0, 1)}
     log.info("event=wide_init %s", " ".join(f"{k}={v}" for k, v in chosen.items()))
     chosen["train_shift"] = shift
     return chosen
@@ -149,6 +149,6 @@ def fit_blend(model: keras.Model, valid_ds) -> dict | None:
     blend.deep_weight.assign(weight)
     rmsle = {name: round(float(np.sqrt(np.mean((p - y) ** 2))), 5)
              for name, p in (("wide", wide), ("deep", deep), ("blend", wide + weight * gap))}
-    chosen = {"deep_weight": round(weight, 4), "trained_with": start, **{f"valid_rmsle_{k}": v for k, v in rmsle.items()}}
+    chosen = {"deep_weight": round(weight, 4), "trained_with": start, **{f"valid_log_rmse_{k}": v for k, v in rmsle.items()}}
     log.info("event=blend %s", " ".join(f"{k}={v}" for k, v in chosen.items()))
     return chosen

@@ -1,4 +1,9 @@
-"""The training model: the chosen branches fused into one log-price head."""
+"""The training model: the chosen branches fused into one log-price head.
+
+`build_model` wires four small steps: the branches' outputs (`_branch_outputs`), their fusion into
+the first hidden layer (`_fuse`), the MLP head, one per member (`_deep_head`), and the sum or blend
+with the linear read-out and the wide path (`_log_price`).
+"""
 
 from __future__ import annotations
 
@@ -11,37 +16,41 @@ from training.model.inputs import MODALITIES, active_modalities, fusion_width, m
 from training.model.layers import MemberMean, WideDeepBlend
 
 
-def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = MODALITIES) -> keras.Model:
-    """The training model: the chosen branches, concatenated, into one log-price head."""
-    d, m = cfg.data, cfg.model
-    mods = active_modalities(cfg, modalities)
-    if not mods:
-        raise ValueError(f"no inputs for modalities {modalities}")
-    inputs = raw_inputs(cfg, decoded_image=True)
-    branches, wide = [], []
+def _one_or_add(tensors: list, name: str):
+    return keras.layers.Add(name=name)(tensors) if len(tensors) > 1 else tensors[0]
+
+
+def _branch_outputs(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], inputs: dict) -> tuple[list, list]:
+    """Each chosen branch's features for the head, and the wide path's linear terms."""
+    d = cfg.data
     outs = []
     if "metadata" in mods:
-        enc = build_metadata_encoder(cfg, pre)
-        outs.append(enc({c: inputs[c] for c in [*d.categorical, *d.numeric]}))
+        outs.append(build_metadata_encoder(cfg, pre)({c: inputs[c] for c in [*d.categorical, *d.numeric]}))
     if "text" in mods:
-        enc = build_text_encoder(cfg, pre)
-        outs.append(enc({c: inputs[c] for c in d.text}))
-    for out in outs:
-        branches.append(out["features"])
-        wide += [out["wide"]] if "wide" in out else []
+        outs.append(build_text_encoder(cfg, pre)({c: inputs[c] for c in d.text}))
+    branches = [out["features"] for out in outs]
+    wide = [out["wide"] for out in outs if "wide" in out]
     if "image" in mods:
         branches.append(build_image_encoder(cfg)(inputs[d.image]))
-    k = m.members
+    return branches, wide
+
+
+def _fuse(cfg: Config, branches: list) -> tuple:
+    """The fused tensor, the skip input of the linear read-out, and the hidden widths still to come."""
+    m = cfg.model
     if m.fusion == "sum":
         # the branches' linear projections add up to the first hidden layer (a one-hidden-layer
         # MLP over one-hot metadata, tf-idf text and image features, as the Mercari winners did);
         # with k members, k such layers side by side, each feeding its own head
-        x = keras.layers.Add(name="fusion")(branches) if len(branches) > 1 else branches[0]
-        x = keras.layers.Activation("relu", name="fusion_relu")(x)
-        skip, widths = x, m.fusion_units[1:]
-    else:
-        x = keras.layers.Concatenate(name="fusion")(branches) if len(branches) > 1 else branches[0]
-        skip, widths = x, m.fusion_units
+        x = keras.layers.Activation("relu", name="fusion_relu")(_one_or_add(branches, "fusion"))
+        return x, x, m.fusion_units[1:]
+    x = keras.layers.Concatenate(name="fusion")(branches) if len(branches) > 1 else branches[0]
+    return x, x, m.fusion_units
+
+
+def _deep_head(cfg: Config, x, widths: list[int]):
+    """The MLP head: [batch, 1], or with k members k heads side by side ([batch, k])."""
+    m, k = cfg.model, cfg.model.members
     if k > 1:  # [batch, k * width] -> [batch, k, width]: the members share no weight from here on
         x = keras.layers.Reshape((k, fusion_width(cfg) // k), name="members_split")(x)
     for i, units in enumerate(widths):
@@ -52,22 +61,36 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
         else:
             x = keras.layers.Dense(units, activation="gelu", name=f"head_dense{i}")(x)
     if k > 1:
-        deep = keras.layers.EinsumDense("bku,ku->bk", (k,), bias_axes="k", name="head_out")(x)
-    else:
-        deep = keras.layers.Dense(1, name="head_out")(x)
-    linear = keras.layers.Dense(k, kernel_initializer="zeros",
-                                bias_initializer=keras.initializers.Constant(pre.target_mean), name="head_linear")(skip)
+        return keras.layers.EinsumDense("bku,ku->bk", (k,), bias_axes="k", name="head_out")(x)
+    return keras.layers.Dense(1, name="head_out")(x)
+
+
+def _log_price(cfg: Config, deep, linear, wide: list):
+    """The deep head, the linear read-out and the wide terms, summed (or blended) into the log price."""
+    m, k = cfg.model, cfg.model.members
     if wide and m.wide_init == "ridge" and m.blend > 0:
         # wide & deep as an ensemble: the frozen Ridge and the deep network, each a whole estimate
         deep_log_price = keras.layers.Add(name="deep_log_price")([deep, linear])
         if k > 1:
             deep_log_price = MemberMean(name="deep_mean")(deep_log_price)
-        wide_sum = keras.layers.Add(name="wide_sum")(wide) if len(wide) > 1 else wide[0]
-        log_price = WideDeepBlend(m.blend, name="log_price")([deep_log_price, wide_sum])
-    elif k > 1:
-        log_price = MemberMean(name="log_price")(keras.layers.Add(name="members_log_price")([deep, linear, *wide]))
-    else:
-        # wide & deep as one sum: the branches' linear terms (category offsets, n-gram weights) add in
-        log_price = keras.layers.Add(name="log_price")([deep, linear, *wide])
+        return WideDeepBlend(m.blend, name="log_price")([deep_log_price, _one_or_add(wide, "wide_sum")])
+    if k > 1:
+        return MemberMean(name="log_price")(keras.layers.Add(name="members_log_price")([deep, linear, *wide]))
+    # wide & deep as one sum: the branches' linear terms (category offsets, n-gram weights) add in
+    return keras.layers.Add(name="log_price")([deep, linear, *wide])
+
+
+def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = MODALITIES) -> keras.Model:
+    """The training model: the chosen branches, fused, into one log-price head."""
+    mods = active_modalities(cfg, modalities)
+    if not mods:
+        raise ValueError(f"no inputs for modalities {modalities}")
+    inputs = raw_inputs(cfg, decoded_image=True)
+    branches, wide = _branch_outputs(cfg, pre, mods, inputs)
+    x, skip, widths = _fuse(cfg, branches)
+    deep = _deep_head(cfg, x, widths)
+    linear = keras.layers.Dense(cfg.model.members, kernel_initializer="zeros",
+                                bias_initializer=keras.initializers.Constant(pre.target_mean), name="head_linear")(skip)
+    log_price = _log_price(cfg, deep, linear, wide)
     used = {c: inputs[c] for c in model_columns(cfg, mods)}
     return keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))

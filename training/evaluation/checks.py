@@ -1,0 +1,76 @@
+"""The verdicts: does the full model beat every baseline, and does each branch pull its weight?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.config import Config
+from training.evaluation import interval
+from training.evaluation.baselines import log_target
+from training.evaluation.metrics import log1p_of_log
+
+MAX_CATEGORIES = 12  # the error-by-category plot shows the largest categories only
+
+
+def by_category(cfg: Config, test: pd.DataFrame, preds: dict[str, np.ndarray], column: str | None = None,
+                top: int = MAX_CATEGORIES) -> dict[str, Any] | None:
+    """Test RMSLE (and median APE) per value of a categorical column, for its largest values."""
+    column = column or category_column(cfg)
+    if not column or column not in test.columns:
+        return None
+    log_y = log_target(cfg, test)
+    y = np.log1p(np.exp(log_y))  # RMSLE's scale, log(1 + price)
+    values = test[column].to_numpy(dtype=object).astype(str)
+    counts = pd.Series(values).value_counts()
+    rows = []
+    for value, n in counts.head(top).items():
+        mask = values == value
+        row: dict[str, Any] = {"value": value, "n": int(n)}
+        for name, p in preds.items():
+            row[name] = float(np.sqrt(np.mean((log1p_of_log(p[mask]) - y[mask]) ** 2)))
+        full = preds.get("full")
+        if full is not None:
+            row["full_medape"] = float(np.median(np.abs(np.exp(full[mask] - log_y[mask]) - 1.0)))
+        rows.append(row)
+    return {"column": column, "categories": int(counts.size), "shown": len(rows), "rows": rows}
+
+
+def category_column(cfg: Config) -> str:
+    """The column that the report breaks errors down by: a config's choice, else the first category."""
+    chosen = cfg.train.report_category
+    if chosen:
+        return chosen
+    return cfg.data.categorical[0] if cfg.data.categorical else ""
+
+
+def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Does the full model beat every baseline, and does each branch pull its weight?"""
+    full = evaluation["full"]["test"]["rmsle"]
+    out: dict[str, Any] = {"full_rmsle": full}
+    base = {k: v["test"]["rmsle"] for k, v in evaluation.items() if v.get("kind") == "baseline"}
+    if base:
+        best = min(base, key=base.__getitem__)
+        out.update(best_baseline=best, best_baseline_rmsle=base[best],
+                   beats_every_baseline=bool(all(full < r for r in base.values())))
+        if "vs_full" in evaluation[best]:
+            out["best_baseline_margin_ci95"] = evaluation[best]["vs_full"]["ci95"]
+    single = {k: v["test"]["rmsle"] for k, v in evaluation.items()
+              if v.get("kind") == "ablation" and len(v.get("modalities", [])) == 1}
+    if single:
+        best = min(single, key=single.__getitem__)
+        out.update(best_single=best, best_single_rmsle=single[best], full_over_best_single=full / single[best])
+    loo = {k[3:]: v for k, v in evaluation.items() if v.get("kind") == "ablation" and k.startswith("no-")}
+    if loo:  # how much worse the model gets without each branch (positive: the branch helps)
+        out["rmsle_increase_without"] = {m: v["test"]["rmsle"] - full for m, v in loo.items()}
+        cis = {m: v["vs_full"]["ci95"] for m, v in loo.items() if "vs_full" in v}
+        if cis:  # paired bootstrap over the test rows: does the gap stand out from the split's noise?
+            out["rmsle_increase_without_ci95"] = cis
+    rng = (evaluation["full"].get("interval") or {}).get("test")
+    if rng:  # the price range: is its test coverage within 0.05 of its nominal level?
+        out.update(range_level=rng["level"], range_coverage=rng["coverage"],
+                   range_median_relative_width=rng["median_relative_width"],
+                   range_coverage_ok=interval.coverage_ok(rng["coverage"], rng["level"]))
+    return out

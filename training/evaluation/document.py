@@ -1,0 +1,68 @@
+"""`evaluation.json`: the document that the report, the summary and the model card read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common.files import atomic_write_text
+from training.config import Config
+from training.data.table import Table
+from training.evaluation.checks import by_category, checks
+from training.evaluation.scoring import attach_uncertainty
+
+
+def document(cfg: Config, table: Table, evaluation: dict[str, dict[str, Any]], preds: dict[str, np.ndarray],
+              test: pd.DataFrame, source: str, seconds: float) -> dict[str, Any]:
+    attach_uncertainty(evaluation, preds, test[cfg.data.target].to_numpy(dtype="float64"))
+    splits = table.frame["__split"].value_counts().to_dict()
+    return {
+        "source": source,
+        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "name": cfg.name,
+        "target": cfg.data.target,
+        "currency": cfg.data.currency,
+        "dataset": {**table.fingerprint, "splits": {s: int(splits.get(s, 0)) for s in ("train", "valid", "test")},
+                    "skipped_rows": table.dropped},
+        "config": cfg.to_dict(),
+        "config_file": cfg.source,
+        "models": evaluation,
+        "checks": checks(evaluation),
+        "by_category": by_category(cfg, test, preds),
+        "seconds": round(seconds, 1),
+    }
+
+
+def save_predictions(path: Path, cfg: Config, test: pd.DataFrame, preds: dict[str, np.ndarray]) -> None:
+    frame = pd.DataFrame({cfg.data.id: test[cfg.data.id].to_numpy(), cfg.data.target: test[cfg.data.target].to_numpy()})
+    for name, p in preds.items():
+        frame[name] = np.exp(p)
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, non-finite floats to null."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_clean(v) for v in x.tolist()]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def write_json(path: Path, doc: Any) -> None:
+    """JSON-safe `doc` to `path`, through a temporary file and a rename (no reader sees half a file)."""
+    atomic_write_text(path, json.dumps(_clean(doc), indent=2, allow_nan=False))

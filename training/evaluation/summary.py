@@ -1,0 +1,93 @@
+"""The evaluation as text: the table and the verdict lines that `make train` prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.evaluation.checks import checks as compute_checks
+
+METRICS = (("rmsle", "RMSLE", ".4f"), ("mae", "MAE", ",.2f"), ("mape", "MAPE", ".3f"),
+           ("medape", "MedAPE", ".3f"), ("r2", "R2", ".3f"), ("within_20pct", "<=20%", ".3f"))
+
+
+def format_table(evaluation: dict[str, Any]) -> str:
+    """One line per model with a `test` entry: the test figures and the validation RMSLE."""
+    head = f"{'model':<22}{'kind':<10}{'RMSLE':>8}{'MAE':>11}{'MAPE':>8}{'MedAPE':>8}{'R2':>7}{'<=20%':>7}{'valid':>8}"
+    lines = [head, "-" * len(head)]
+    for name, entry in evaluation.items():
+        m = entry.get("test") if isinstance(entry, dict) else None
+        if not m:
+            continue
+        v = (entry.get("valid") or {}).get("rmsle")
+        lines.append(f"{name:<22}{entry.get('kind', ''):<10}{_f(m['rmsle'], '.4f'):>8}{_f(m['mae'], ',.2f'):>11}"
+                     f"{_f(m['mape'], '.3f'):>8}{_f(m['medape'], '.3f'):>8}{_f(m['r2'], '.3f'):>7}"
+                     f"{_f(m['within_20pct'], '.3f'):>7}{_f(v, '.4f'):>8}")
+    return "\n".join(lines)
+
+
+def _span(ci: list[float]) -> str:
+    """A 95% interval of an RMSLE gap as the report and the summary write it."""
+    return f"{ci[0]:+.4f} to {ci[1]:+.4f}"
+
+
+def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The questions every run must answer, in words, each with whether the answer is good.
+
+    A branch "helps" when the paired bootstrap interval of the RMSLE it saves lies wholly above zero,
+    "hurts" when wholly below; otherwise the test split cannot tell the two models apart.
+    """
+    out = []
+    full = checks.get("full_rmsle")
+    if "best_baseline" in checks:
+        b, r, ok = checks["best_baseline"], checks["best_baseline_rmsle"], bool(checks["beats_every_baseline"])
+        verdict = "beats every baseline" if ok else "does NOT beat every baseline"
+        gap = checks.get("best_baseline_margin_ci95")
+        gap_text = f"; its margin, 95% CI {_span(gap)}" if gap else ""
+        out.append((f"full model {_f(full, '.4f')} {verdict} (best: {b} {_f(r, '.4f')}; full is {_pct(full, r)}"
+                    f"{gap_text})", ok))
+    if "best_single" in checks:
+        ratio = checks["full_over_best_single"]
+        text = (f"full / best single modality ({checks['best_single']} {_f(checks['best_single_rmsle'], '.4f')})"
+                f" = {_f(ratio, '.3f')}")
+        out.append((text, ratio is not None and ratio < 1.0))
+    cis = checks.get("rmsle_increase_without_ci95") or {}
+    for mod, delta in (checks.get("rmsle_increase_without") or {}).items():
+        lo, hi = cis.get(mod) or (delta, delta)
+        verdict = "helps" if lo > 0 else "HURTS" if hi < 0 else "makes no clear difference"
+        ci_text = f" (95% CI {_span(cis[mod])})" if mod in cis else ""
+        out.append((f"the {mod} branch {verdict}: test RMSLE {_f(delta, '+.4f')} without it{ci_text}", lo > 0))
+    if "range_coverage" in checks:
+        level, cov, ok = checks["range_level"], checks["range_coverage"], bool(checks["range_coverage_ok"])
+        text = (f"the {level:.0%} price range covers {_f(cov, '.3f')} of test prices "
+                f"({'within' if ok else 'OUTSIDE'} {level - 0.05:.2f}-{level + 0.05:.2f}); median width "
+                f"{_f(checks.get('range_median_relative_width'), '.3f')} x the price")
+        out.append((text, ok))
+    return out
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    """What `make train` prints at the end: where the model went and every model's test figures."""
+    evaluation = result["evaluation"]
+    print(f"\nmodel exported to {result['path']}  ({result['seconds'] / 60:.1f} min)")
+    report = Path(result["path"]) / "report.html"
+    if report.exists():
+        print(f"report: {report}")
+    print(format_table(evaluation))
+    if "full" in evaluation:
+        for line, _ in format_checks(compute_checks(evaluation)):
+            print(line)
+
+
+def _f(x: Any, spec: str) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    return format(x, spec)
+
+
+def _pct(a: float | None, b: float | None) -> str:
+    if a is None or not b:
+        return "n/a"
+    return f"{(a / b - 1) * 100:+.1f}%"
