@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.card import MODALITY_OF_ROLE
 from training.config import Config
 
 IMAGE_SAMPLE = 256  # training photos averaged into the neutral photo
@@ -25,7 +26,6 @@ METHOD = ("occlusion: the item is scored in one batched call beside one copy per
           "image size). contribution = price - price with that modality neutral (in the currency); "
           "share = |contribution| / sum of |contributions|. Contributions need not add up to the price: "
           "the modalities interact in the fused head.")
-MODALITY_OF_ROLE = {"categorical": "metadata", "numeric": "metadata", "text": "text", "image": "image"}
 
 
 def most_frequent(values: pd.Series) -> str:

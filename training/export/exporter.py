@@ -2,7 +2,9 @@
 
 `models/<name>/<version>/` is written as `models/<name>/.tmp-<version>-<pid>/` and renamed into
 place only when the SavedModel and `model_card.json` are complete, so a reader (the service's
-registry) never sees half a model. Versions are integers; the highest is the newest.
+registry) never sees half a model. Versions are integers; the highest is the newest
+(`common.files.versions` / `newest`). The card is validated against `common.card.ModelCard`
+before anything is written, so a card that does not follow common/card.py is never written.
 """
 
 from __future__ import annotations
@@ -10,71 +12,51 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import pandas as pd
-import tensorflow as tf
+from pydantic import ValidationError
 
-from training.config import Config
-from training.features.preprocessing import Preprocessing
-
-
-def versions(root: Path) -> list[int]:
-    """Integer version folders under `root`, oldest first."""
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+from common.card import ModelCard, describe_errors
+from common.files import atomic_write_text, newest, versions
+from training.config import Config, UserError
 
 
-def newest(path: str | Path) -> Path:
-    """`models/<name>` -> its highest version folder; a version folder is returned as is."""
-    path = Path(path)
-    if (path / "saved_model.pb").exists():
-        return path
-    vs = versions(path)
-    if not vs:
-        raise FileNotFoundError(f"no exported model versions under {path}")
-    return path / str(vs[-1])
+def card_for(cfg: Config, body: Mapping[str, Any], version: int = 0) -> ModelCard:
+    """The whole card: `body` (see `training.export.card.build_card`) with name, version and time.
+
+    Raises:
+        UserError: the card does not follow common/card.py (a field of the wrong type, or one it
+            does not declare: declare new fields there first).
+    """
+    fields = {"name": cfg.name, "version": version,
+              "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "signature": "serving_default", "output": "price", **_jsonable_tree(body)}
+    card = _validated(fields)
+    _declared(card.undeclared())
+    return card
 
 
-def input_schema(cfg: Config, pre: Preprocessing, train: pd.DataFrame) -> list[dict[str, Any]]:
-    """Every input: name, role, dtype, and what a client needs to fill it (vocabulary, range, examples)."""
-    d = cfg.data
-    out: list[dict[str, Any]] = []
-    for c in d.categorical:
-        out.append({"name": c, "role": "categorical", "dtype": "string", "vocabulary_size": len(pre.vocab[c]),
-                    "vocabulary": pre.vocab[c], "examples": pre.vocab[c][:3]})
-    for c in d.numeric:
-        v = train[c].to_numpy(dtype="float64")
-        v = v[np.isfinite(v)]
-        mean, std = pre.numeric[c]
-        out.append({"name": c, "role": "numeric", "dtype": "float32",
-                    "min": float(v.min()) if v.size else 0.0, "max": float(v.max()) if v.size else 0.0,
-                    "mean": mean, "std": std, "examples": [float(x) for x in v[:3]]})
-    for c in d.text:
-        ex = [s for s in train[c].head(20).tolist() if s][:2]
-        out.append({"name": c, "role": "text", "dtype": "string", "vocabulary_size": len(pre.text_vocab[c]),
-                    "examples": [e[:200] for e in ex]})
-    if d.image:
-        out.append({"name": d.image, "role": "image", "dtype": "string", "format": "encoded image bytes",
-                    "accepts": ["jpeg", "png", "gif", "bmp"], "image_size": [cfg.model.image_size] * 2})
-    return out
+def _validated(fields: Mapping[str, Any]) -> ModelCard:
+    try:
+        return ModelCard.model_validate(fields)
+    except ValidationError as e:
+        raise UserError(f"export: the model card is invalid: {describe_errors(e, fields)}") from None
 
 
-def library_versions() -> dict[str, str]:
-    import sklearn
-
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "python": platform.python_version()}
+def _declared(undeclared: list[str]) -> None:
+    if undeclared:
+        raise UserError(f"export: the model card has fields common/card.py does not declare: {undeclared}")
 
 
-def export(cfg: Config, serving: keras.Model, card: dict[str, Any], extra_files: dict[str, Path] | None = None) -> Path:
+def export(cfg: Config, serving: keras.Model, card: Mapping[str, Any] | ModelCard,
+           extra_files: dict[str, Path] | None = None) -> Path:
     """Write the SavedModel and card to the next free version; return the version folder."""
+    base = card if isinstance(card, ModelCard) else card_for(cfg, card)
     root = Path(cfg.models_dir) / cfg.name
     root.mkdir(parents=True, exist_ok=True)
     while True:
@@ -82,12 +64,10 @@ def export(cfg: Config, serving: keras.Model, card: dict[str, Any], extra_files:
         tmp = root / f".tmp-{version}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         serving.export(str(tmp), format="tf_saved_model", verbose=False)
-        full = {"name": cfg.name, "version": version,
-                "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "signature": "serving_default", "output": "price", **card}
         for name, src in (extra_files or {}).items():
             shutil.copy(src, tmp / name)
-        (tmp / "model_card.json").write_text(json.dumps(full, indent=2, default=_jsonable))
+        # Inside the work folder a plain write is enough: the folder's rename below is the atomic step.
+        (tmp / "model_card.json").write_text(base.model_copy(update={"version": version}).to_json())
         try:
             tmp.rename(root / str(version))  # atomic; fails if another export took this version
             return root / str(version)
@@ -96,20 +76,27 @@ def export(cfg: Config, serving: keras.Model, card: dict[str, Any], extra_files:
 
 
 def update_card(version_dir: Path, **fields: Any) -> None:
-    """Add fields to an exported card (write a temporary file, then rename)."""
+    """Add fields to an exported card (validated, then written atomically)."""
     path = version_dir / "model_card.json"
-    card = json.loads(path.read_text())
-    card.update(fields)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2, default=_jsonable))
-    tmp.replace(path)
+    current = json.loads(path.read_text())
+    card = _validated({**current, **_jsonable_tree(fields)})
+    _declared([k for k in card.undeclared() if k.split(".")[0].split("[")[0] in fields])  # old keys may stay
+    atomic_write_text(path, card.to_json())
 
 
-def _jsonable(x: Any) -> Any:
+def _jsonable_tree(x: Any) -> Any:
+    """numpy scalars and arrays and paths inside `x` as plain JSON values."""
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable_tree(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable_tree(v) for v in x]
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
         return x.tolist()
     if isinstance(x, Path):
         return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+    return x
+
+
+__all__ = ["card_for", "export", "newest", "update_card", "versions"]
