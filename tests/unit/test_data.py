@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import tiny_config
 from training.config import UserError
-from training.data.table import hash_split, load_table
+from training.data.table import hash_split, load_table, read_table
 
 
 @pytest.fixture
@@ -85,3 +85,11 @@ def test_missing_table_and_split_column_values(table, tmp_path):
     cfg.data.split = "part"
     with pytest.raises(UserError, match="must hold train/valid/test, found 'holdout'"):
         load_table(cfg)
+
+
+def test_read_table_names_who_asked(tmp_path):
+    with pytest.raises(UserError, match=r"^predict: input table .*nope.csv does not exist$"):
+        read_table(tmp_path / "nope.csv", where="predict", what="input table")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(UserError, match=r"^data: cannot read .*empty.csv: "):
+        read_table(tmp_path / "empty.csv")

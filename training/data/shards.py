@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from training.config import Config, UserError
-from training.data.table import SPLITS, Table, load_table
 from training.data.images import decode_image
+from training.data.table import SPLITS, Table, load_table
 
 log = logging.getLogger(__name__)
 LOG_TARGET = "__log_price"
@@ -80,16 +80,28 @@ def write_shards(cfg: Config, n: int, out: str | Path) -> Path:
             rows.append(len(idx))
         splits[split] = {"files": files, "rows": rows}
     manifest = {
-        "format": FORMAT, "shards": n, "table": table.fingerprint["table"], "sha256": table.fingerprint["sha256"],
-        "max_rows": cfg.train.max_rows, "split_column": d.split, "columns": _columns(cfg),
-        "dropped": table.dropped, "dropped_ids": _dropped_ids(cfg, table), "splits": splits,
+        "format": FORMAT,
+        "shards": n,
+        "table": table.fingerprint["table"],
+        "sha256": table.fingerprint["sha256"],
+        "max_rows": cfg.train.max_rows,
+        "split_column": d.split,
+        "columns": _columns(cfg),
+        "dropped": table.dropped,
+        "dropped_ids": _dropped_ids(cfg, table),
+        "splits": splits,
     }
     path = out / "manifest.json"
     tmp = out / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(path)
-    log.info("event=shards path=%s shards=%d rows=%s seconds=%.1f", path, n,
-             {k: sum(v["rows"]) for k, v in splits.items()}, time.time() - started)
+    log.info(
+        "event=shards path=%s shards=%d rows=%s seconds=%.1f",
+        path,
+        n,
+        {k: sum(v["rows"]) for k, v in splits.items()},
+        time.time() - started,
+    )
     return path
 
 
@@ -115,7 +127,9 @@ def read_manifest(cfg: Config) -> tuple[dict[str, Any], Path]:
         raise UserError(f"data.shards: {path} does not exist (make it with `make shards`)")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
-        raise UserError(f"data.shards: {path} has format {manifest.get('format')}, expected {FORMAT}: remake the shards")
+        raise UserError(
+            f"data.shards: {path} has format {manifest.get('format')}, expected {FORMAT}: remake the shards"
+        )
     if manifest["columns"] != _columns(cfg):
         raise UserError(f"data.shards: {path} was made for other columns: remake the shards")
     return manifest, path.parent
@@ -137,9 +151,41 @@ def load_table_for_shards(cfg: Config) -> tuple[Table, dict[str, Any], Path]:
     return table, manifest, folder
 
 
-def shard_dataset(cfg: Config, manifest: dict[str, Any], folder: Path, split: str, training: bool,
-                  columns: list[str], shift: dict[str, float] | None = None, repeat: bool = False,
-                  cache: str | None = None, by_file: bool = False) -> tf.data.Dataset:
+def _spec(cfg: Config) -> dict[str, Any]:
+    """How to parse one example: the id, the log price and every input column."""
+    d = cfg.data
+    spec: dict[str, Any] = {
+        d.id: tf.io.FixedLenFeature([], tf.string),
+        LOG_TARGET: tf.io.FixedLenFeature([], tf.float32),
+    }
+    for c in [*d.categorical, *d.text]:
+        spec[c] = tf.io.FixedLenFeature([], tf.string)
+    for c in d.numeric:
+        spec[c] = tf.io.FixedLenFeature([], tf.float32)
+    if d.image:
+        spec[d.image] = tf.io.FixedLenFeature([], tf.string)
+    return spec
+
+
+def _shift_table(shift: dict[str, float]) -> tf.lookup.StaticHashTable:
+    """id -> offset of its log price (0 for an id not in `shift`)."""
+    keys = tf.constant(list(shift.keys()))
+    values = tf.constant(np.asarray(list(shift.values()), dtype="float32"))
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), 0.0)
+
+
+def shard_dataset(
+    cfg: Config,
+    manifest: dict[str, Any],
+    folder: Path,
+    split: str,
+    training: bool,
+    columns: list[str],
+    shift: dict[str, float] | None = None,
+    repeat: bool = False,
+    cache: str | None = None,
+    by_file: bool = False,
+) -> tf.data.Dataset:
     """A batched tf.data pipeline over one split's shards, files read interleaved.
 
     `shift` adds a per-id offset to the log price (the wide path's out-of-fold correction);
@@ -147,20 +193,10 @@ def shard_dataset(cfg: Config, manifest: dict[str, Any], folder: Path, split: st
     otherwise every worker reads every file (what validation wants).
     """
     d = cfg.data
-    files = [str(folder / f) for f, n in zip(manifest["splits"][split]["files"], manifest["splits"][split]["rows"],
-                                             strict=True) if n]
-    spec: dict[str, Any] = {d.id: tf.io.FixedLenFeature([], tf.string), LOG_TARGET: tf.io.FixedLenFeature([], tf.float32)}
-    for c in [*d.categorical, *d.text]:
-        spec[c] = tf.io.FixedLenFeature([], tf.string)
-    for c in d.numeric:
-        spec[c] = tf.io.FixedLenFeature([], tf.float32)
-    if d.image:
-        spec[d.image] = tf.io.FixedLenFeature([], tf.string)
-    table = None
-    if shift:
-        keys = tf.constant(list(shift.keys()))
-        values = tf.constant(np.asarray(list(shift.values()), dtype="float32"))
-        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), 0.0)
+    rows = manifest["splits"][split]["rows"]
+    files = [str(folder / f) for f, n in zip(manifest["splits"][split]["files"], rows, strict=True) if n]
+    spec = _spec(cfg)
+    table = _shift_table(shift) if shift else None
     size = cfg.model.image_size
 
     def parse(record):
@@ -174,19 +210,23 @@ def shard_dataset(cfg: Config, manifest: dict[str, Any], folder: Path, split: st
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
         ds = ds.shuffle(len(files), seed=cfg.train.seed)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)), block_length=16,
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(4, len(files)),
+        block_length=16,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not training,
+    )
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     if cache:
         ds = ds.cache(cache)
     if training:
-        ds = ds.shuffle(min(sum(manifest["splits"][split]["rows"]), cfg.train.shuffle_buffer), seed=cfg.train.seed,
-                        reshuffle_each_iteration=True)
+        ds = ds.shuffle(min(sum(rows), cfg.train.shuffle_buffer), seed=cfg.train.seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (tf.data.experimental.AutoShardPolicy.FILE if by_file
-                                                         else tf.data.experimental.AutoShardPolicy.OFF)
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.FILE if by_file else tf.data.experimental.AutoShardPolicy.OFF
+    )
     return ds.with_options(options)
-

@@ -1,4 +1,8 @@
-"""Table loading and checks, and the train/valid/test split of each row."""
+"""Table loading and checks, and the train/valid/test split of each row.
+
+`load_table` runs small steps in order: read the file, check the columns, convert the inputs,
+mark bad targets and bad photos, split, drop (or refuse) the bad rows, and fingerprint the file.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from PIL import Image
 
 from training.config import Config, UserError
@@ -30,15 +33,25 @@ class Table:
         return self.frame[self.frame["__split"] == split]
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_table(path: str | Path, where: str = "data", what: str = "table") -> pd.DataFrame:
+    """A CSV or Parquet file as read by pandas; a missing or unreadable file is a one-line UserError.
+
+    `where` and `what` start the messages: `data: table x.csv does not exist`.
+    """
+    path = Path(path)
     if not path.exists():
-        raise UserError(f"data: table {path} does not exist")
+        raise UserError(f"{where}: {what} {path} does not exist")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
         return pd.read_csv(path, keep_default_na=True, low_memory=False)
     except Exception as e:  # noqa: BLE001 - any parser failure is the user's file
-        raise UserError(f"data: cannot read {path}: {str(e).splitlines()[0]}") from None
+        raise UserError(f"{where}: cannot read {path}: {str(e).splitlines()[0]}") from None
+
+
+def text_column(col: pd.Series) -> pd.Series:
+    """Strings, a missing value as ""."""
+    return col.astype("string").fillna("").astype(str)
 
 
 def hash_split(ids: pd.Series) -> pd.Series:
@@ -60,71 +73,117 @@ def _image_ok(path: str) -> bool:
         return False
 
 
-def load_table(cfg: Config, check_images: bool = True, require_target: bool = True) -> Table:
-    """Read the table, check columns and types, drop (or refuse) bad rows, and split."""
-    d = cfg.data
-    path = cfg.table_path()
-    raw = _read(path)
+def _read(cfg: Config) -> pd.DataFrame:
+    raw = read_table(cfg.table_path())
     if cfg.train.max_rows:
         raw = raw.head(cfg.train.max_rows)
     if raw.empty:
-        raise UserError(f"data: table {path} has no rows")
+        raise UserError(f"data: table {cfg.table_path()} has no rows")
+    return raw
+
+
+def _check_columns(cfg: Config, raw: pd.DataFrame, require_target: bool) -> None:
+    d = cfg.data
     needed = [d.id, *cfg.feature_columns()] + ([d.target] if require_target else [])
     needed += [d.split] if d.split else []
     missing = [c for c in needed if c not in raw.columns]
     if missing:
-        raise UserError(f"data: column(s) {', '.join(missing)} not in {path.name} (has: {', '.join(map(str, raw.columns[:30]))})")
+        has = ", ".join(map(str, raw.columns[:30]))
+        raise UserError(f"data: column(s) {', '.join(missing)} not in {cfg.table_path().name} (has: {has})")
+
+
+def _inputs(cfg: Config, raw: pd.DataFrame) -> pd.DataFrame:
+    """The id (unique), the categorical and text columns as strings, the numeric ones as float32."""
+    d = cfg.data
     df = pd.DataFrame({d.id: raw[d.id].astype(str)})
     if df[d.id].duplicated().any():
         dup = df[d.id][df[d.id].duplicated()].iloc[0]
         raise UserError(f"data: column {d.id} must be unique, '{dup}' repeats")
     for c in [*d.categorical, *d.text]:
-        df[c] = raw[c].astype("string").fillna("").astype(str)
+        df[c] = text_column(raw[c])
     for c in d.numeric:
         values = pd.to_numeric(raw[c], errors="coerce")
         bad = values.isna() & raw[c].notna()
         if bad.any():
-            raise UserError(f"data: numeric column {c} has non-numeric values, e.g. {raw[c][bad].iloc[0]!r} (row {int(np.argmax(bad))})")
+            example = raw[c][bad].iloc[0]
+            raise UserError(
+                f"data: numeric column {c} has non-numeric values, e.g. {example!r} (row {int(np.argmax(bad))})"
+            )
         df[c] = values.astype("float32")
-    dropped: dict[str, int] = {}
-    keep = pd.Series(True, index=raw.index)
-    if require_target:
-        target = pd.to_numeric(raw[d.target], errors="coerce")
-        bad_target = ~(np.isfinite(target) & (target > 0))
-        dropped["bad_target"] = int(bad_target.sum())
-        keep &= ~bad_target
-        df[d.target] = target.astype("float64")
-    if d.image:
-        root = cfg.images_root()
-        paths = raw[d.image].astype("string").fillna("").astype(str)
-        full = paths.map(lambda p: str(p if Path(p).is_absolute() else root / p) if p else "")
-        ok = full.map(lambda p: bool(p) and Path(p).is_file())
-        if check_images:
-            ok &= full.where(ok, "").map(lambda p: bool(p) and _image_ok(p))
-        dropped["bad_image"] = int((~ok & keep).sum())
-        keep &= ok
-        df[d.image] = full
-    if d.split:
-        split = raw[d.split].astype("string").fillna("").astype(str).str.strip().str.lower()
-        wrong = ~split.isin(SPLITS)
-        if wrong.any():
-            raise UserError(f"data: split column {d.split} must hold train/valid/test, found {split[wrong].iloc[0]!r}")
-        df["__split"] = split
-    else:
-        df["__split"] = hash_split(df[d.id])
+    return df
+
+
+def _target(col: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The target as float64, and which rows have no finite positive price."""
+    target = pd.to_numeric(col, errors="coerce")
+    return target.astype("float64"), ~(np.isfinite(target) & (target > 0))
+
+
+def image_paths(paths: pd.Series, root: Path) -> pd.Series:
+    """Image paths made absolute against `root` (an empty path stays empty)."""
+    return text_column(paths).map(lambda p: str(p if Path(p).is_absolute() else root / p) if p else "")
+
+
+def _images(cfg: Config, col: pd.Series, check: bool) -> tuple[pd.Series, pd.Series]:
+    """Absolute photo paths, and which rows have a file (that, with `check`, opens as an image)."""
+    full = image_paths(col, cfg.images_root())
+    ok = full.map(lambda p: bool(p) and Path(p).is_file())
+    if check:
+        ok &= full.where(ok, "").map(lambda p: bool(p) and _image_ok(p))
+    return full, ok
+
+
+def _split(cfg: Config, raw: pd.DataFrame, df: pd.DataFrame) -> pd.Series:
+    """The split column's train/valid/test (any case, spaces trimmed), or a split from a hash of the id."""
+    d = cfg.data
+    if not d.split:
+        return hash_split(df[d.id])
+    split = text_column(raw[d.split]).str.strip().str.lower()
+    wrong = ~split.isin(SPLITS)
+    if wrong.any():
+        raise UserError(f"data: split column {d.split} must hold train/valid/test, found {split[wrong].iloc[0]!r}")
+    return split
+
+
+def _drop_bad(cfg: Config, df: pd.DataFrame, keep: pd.Series, dropped: dict[str, int]) -> pd.DataFrame:
+    """Skip (and count) or refuse the bad rows, as train.bad_rows says."""
+    name = cfg.table_path().name
     n_bad = sum(dropped.values())
     if n_bad:
         what = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in dropped.items() if v)
         if cfg.train.bad_rows == "fail":
-            raise UserError(f"data: {n_bad} bad row(s) in {path.name} ({what}); set train.bad_rows = \"skip\" to drop them")
+            raise UserError(f'data: {n_bad} bad row(s) in {name} ({what}); set train.bad_rows = "skip" to drop them')
         log.warning("event=rows_skipped count=%d reasons=%r", n_bad, what)
     df = df[keep.values].reset_index(drop=True)
     if df.empty:
-        raise UserError(f"data: no usable rows left in {path.name}")
+        raise UserError(f"data: no usable rows left in {name}")
+    return df
+
+
+def fingerprint(path: Path, rows: int, source_rows: int) -> dict:
+    """What identifies the data a model was trained on: row counts and the file's sha256."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"rows": int(rows), "source_rows": int(source_rows), "sha256": digest, "table": str(path)}
+
+
+def load_table(cfg: Config, check_images: bool = True, require_target: bool = True) -> Table:
+    """Read the table, check columns and types, drop (or refuse) bad rows, and split."""
+    d = cfg.data
+    raw = _read(cfg)
+    _check_columns(cfg, raw, require_target)
+    df = _inputs(cfg, raw)
+    dropped: dict[str, int] = {}
+    keep = pd.Series(True, index=raw.index)
+    if require_target:
+        df[d.target], bad = _target(raw[d.target])
+        dropped["bad_target"] = int(bad.sum())
+        keep &= ~bad
+    if d.image:
+        df[d.image], ok = _images(cfg, raw[d.image], check_images)
+        dropped["bad_image"] = int((~ok & keep).sum())  # a row with a bad target too counts once
+        keep &= ok
+    df["__split"] = _split(cfg, raw, df)
+    df = _drop_bad(cfg, df, keep, dropped)
     if require_target and df["__split"].eq("train").sum() == 0:
         raise UserError("data: the train split is empty")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Table(df, {"rows": int(len(df)), "source_rows": int(len(raw)), "sha256": digest,
-                      "table": str(path)}, dropped)
-
-
+    return Table(df, fingerprint(cfg.table_path(), len(df), len(raw)), dropped)
