@@ -2,6 +2,8 @@
 
 The table's columns are the model card's inputs; image paths are relative to the table's folder
 (or absolute). The output (id and predicted price) is written to a temporary file, then renamed.
+The id column is the one the model was trained with (its card's `config.data.id`) unless named.
+`prices` is the one path from a frame to the SavedModel's prices (the evaluation uses it too).
 """
 
 from __future__ import annotations
@@ -10,69 +12,106 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
+from common.files import newest
 from training.config import UserError
-from training.export.exporter import newest
+from training.data.table import image_paths, read_table, text_column
 
 log = logging.getLogger(__name__)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise UserError(f"predict: input table {path} does not exist")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    return pd.read_csv(path, low_memory=False)
+def prices(version_dir: str | Path, card: dict[str, Any], frame: pd.DataFrame, batch_size: int = 256) -> np.ndarray:
+    """Prices (float64, one per row) from an exported version's serving signature.
+
+    `frame` holds the card's inputs ready for the signature: numbers, strings, and for the photo
+    the path of its file (read here, a batch at a time, and passed as the file's bytes).
+    """
+    import tensorflow as tf
+
+    feats: dict[str, np.ndarray] = {}
+    image = None
+    for f in card["inputs"]:
+        name = f["name"]
+        if f["role"] == "numeric":
+            feats[name] = frame[name].to_numpy(dtype="float32")
+        else:
+            feats[name] = frame[name].astype(str).to_numpy(dtype=object)
+            image = name if f["role"] == "image" else image
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    ds = tf.data.Dataset.from_tensor_slices(feats)
+    if image:
+        ds = ds.map(lambda x: {**x, image: tf.io.read_file(x[image])}, num_parallel_calls=tf.data.AUTOTUNE)
+    out = [serve(**batch)["price"].numpy().reshape(-1) for batch in ds.batch(batch_size).prefetch(2)]
+    return np.concatenate(out).astype("float64") if out else np.zeros(0)
 
 
-def predict_table(model: str | Path, input_path: str | Path, output: str | Path, id_column: str = "id",
-                  batch_size: int = 256) -> int:
-    """Predict every row of `input_path`; write `id,<target>` to `output`. Returns the row count."""
+def card_id_column(card: dict[str, Any]) -> str:
+    """The id column of the model's training data (`id` for a card without its config)."""
+    return card.get("config", {}).get("data", {}).get("id") or "id"
+
+
+def _input(f: dict[str, Any], col: pd.Series, root: Path) -> pd.Series:
+    """One raw input column as the signature takes it; a bad value is a one-line UserError."""
+    if f["role"] == "numeric":
+        values = pd.to_numeric(col, errors="coerce")
+        bad = values.isna() & col.notna()
+        if bad.any():
+            raise UserError(f"predict: column {f['name']} has non-numeric value {col[bad].iloc[0]!r}")
+        return pd.Series(values.to_numpy(dtype="float32"), index=col.index)
+    if f["role"] == "image":
+        full = image_paths(col, root)
+        gone = [p for p in full if not Path(p).is_file()]
+        if gone:
+            raise UserError(f"predict: {len(gone)} image file(s) not found, e.g. {gone[0] or '(an empty path)'}")
+        return full
+    return text_column(col)
+
+
+def _require(card: dict[str, Any], df: pd.DataFrame, id_column: str, source: str | Path) -> None:
+    missing = [f["name"] for f in card["inputs"] if f["name"] not in df.columns]
+    if missing:
+        raise UserError(f"predict: column(s) {', '.join(missing)} missing from {source}")
+    if id_column not in df.columns:
+        raise UserError(f"predict: id column '{id_column}' missing from {source} (name another with --id-column)")
+
+
+def model_inputs(card: dict[str, Any], df: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """The card's inputs from a raw table (image paths relative to `root`), checked, as `prices` takes them."""
+    return pd.DataFrame({f["name"]: _input(f, df[f["name"]], root) for f in card["inputs"]}, index=df.index)
+
+
+def _write(out: pd.DataFrame, output: Path) -> None:
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    out.to_csv(tmp, index=False)
+    tmp.replace(output)
+
+
+def predict_table(
+    model: str | Path,
+    input_path: str | Path,
+    output: str | Path,
+    id_column: str | None = None,
+    batch_size: int = 256,
+) -> int:
+    """Predict every row of `input_path`; write `<id>,<target>` to `output`. Returns the row count.
+
+    `id_column` None: the id column of the model's training config.
+    """
     try:
         version = newest(model)
     except FileNotFoundError as e:
         raise UserError(f"predict: {e}") from None
     card = json.loads((version / "model_card.json").read_text())
-    df = _read_table(Path(input_path))
-    inputs = card["inputs"]
-    missing = [f["name"] for f in inputs if f["name"] not in df.columns]
-    if missing:
-        raise UserError(f"predict: column(s) {', '.join(missing)} missing from {input_path}")
-    if id_column not in df.columns:
-        raise UserError(f"predict: id column '{id_column}' missing from {input_path}")
-    root = Path(input_path).resolve().parent
-    feats: dict[str, np.ndarray] = {}
-    for f in inputs:
-        col = df[f["name"]]
-        if f["role"] == "numeric":
-            values = pd.to_numeric(col, errors="coerce")
-            bad = values.isna() & col.notna()
-            if bad.any():
-                raise UserError(f"predict: column {f['name']} has non-numeric value {col[bad].iloc[0]!r}")
-            feats[f["name"]] = values.to_numpy(dtype="float32")
-        elif f["role"] == "image":
-            paths = col.astype("string").fillna("").astype(str)
-            full = [str(p if Path(p).is_absolute() else root / p) for p in paths]
-            gone = [p for p in full if not Path(p).is_file()]
-            if gone:
-                raise UserError(f"predict: {len(gone)} image file(s) not found, e.g. {gone[0]}")
-            feats[f["name"]] = np.array(full, dtype=object)
-        else:
-            feats[f["name"]] = col.astype("string").fillna("").astype(str).to_numpy(dtype=object)
-    image = next((f["name"] for f in inputs if f["role"] == "image"), None)
-    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
-    ds = tf.data.Dataset.from_tensor_slices(feats)
-    if image:
-        ds = ds.map(lambda x: {**x, image: tf.io.read_file(x[image])}, num_parallel_calls=tf.data.AUTOTUNE)
-    prices = [serve(**batch)["price"].numpy() for batch in ds.batch(batch_size).prefetch(2)]
-    out = pd.DataFrame({id_column: df[id_column], card.get("target", "price"): np.concatenate(prices) if prices else []})
-    output = Path(output)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    out.to_csv(tmp, index=False)
-    tmp.replace(output)
-    log.info("event=predicted rows=%d model=%s output=%s", len(out), version, output)
+    id_column = id_column or card_id_column(card)
+    df = read_table(input_path, where="predict", what="input table")
+    _require(card, df, id_column, input_path)
+    frame = model_inputs(card, df, Path(input_path).resolve().parent)
+    price = prices(version, card, frame, batch_size).astype("float32")  # float32: what the signature returns
+    out = pd.DataFrame({id_column: df[id_column], card.get("target", "price"): price})
+    _write(out, Path(output))
+    log.debug("event=predicted rows=%d model=%s output=%s", len(out), version, output)  # the CLI prints it
     return len(out)
