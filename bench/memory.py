@@ -18,16 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, child_env, say
+from harness.models import tiny_recipe, tiny_sets, train_args
 
-SMALL = [
-    "model.image_size=32",
-    "model.image_filters=[8, 16]",
-    "model.text_max_tokens=2000",
-    "train.epochs=1",
-    "train.batch_size=64",
-    "train.ablations='none'",
-    "train.baselines=false",
-]
+SMALL = tiny_recipe(epochs=1, batch_size=64)
 
 
 def generate(n: int, out: Path) -> Path:
@@ -57,16 +50,8 @@ def generate(n: int, out: Path) -> Path:
 
 def _start(table: Path, rows: int, work: Path) -> tuple[subprocess.Popen[bytes], Path, float]:
     work.mkdir(parents=True, exist_ok=True)
-    overrides = [
-        f"data.table={str(table)!r}",
-        f"models_dir={str(work / 'models')!r}",
-        "name='bench'",
-        f"train.max_rows={rows}",
-        *SMALL,
-    ]
-    args = [sys.executable, "-m", "training", "train", "--config", str(ROOT / "training/configs/synthetic.toml")]
-    for item in overrides:
-        args += ["--set", item]
+    sets = tiny_sets(table, work / "models", "bench", epochs=1, batch_size=64, max_rows=rows)
+    args = [sys.executable, "-m", "training", "train", *train_args(sets)]
     log_path = work / "train.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=child_env())

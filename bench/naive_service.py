@@ -27,9 +27,11 @@ from fastapi import FastAPI  # noqa: E402
 from PIL import Image  # noqa: E402
 from pydantic import BaseModel, create_model  # noqa: E402
 
+from common.files import newest  # noqa: E402
+
 MODEL_DIR = Path(os.environ.get("MODEL_DIR", "models/price"))
 CALL = os.environ.get("NAIVE_CALL", "predict")
-VERSION = max((p for p in MODEL_DIR.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+VERSION = newest(MODEL_DIR)
 CARD = json.loads((VERSION / "model_card.json").read_text())
 INPUTS = CARD["inputs"]
 

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from common.files import atomic_write_text
+
 LEVEL_FOR_TARGETS = "32"
 
 
@@ -46,8 +48,14 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     pipe = r.get("pipeline") or {}
     for kind, name in (
-        ("cached", "input pipeline: files / memory >= 0.9 (as `make train` reads them: photos decoded once into a cache file, epochs 2+)"),
-        ("files", "(stricter, not `make train`'s pipeline) every JPEG decoded again every epoch, no cache / memory >= 0.9"),
+        (
+            "cached",
+            "input pipeline: files / memory >= 0.9 (as `make train` reads them: photos decoded once into a cache file, epochs 2+)",
+        ),
+        (
+            "files",
+            "(stricter, not `make train`'s pipeline) every JPEG decoded again every epoch, no cache / memory >= 0.9",
+        ),
     ):
         ratio = pipe.get(f"ratio_{kind}_memory")
         text = (
@@ -75,42 +83,14 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     on = _get(servers, "batched", "levels", level)
     off = _get(servers, "unbatched", "levels", level)
     naive = _get(servers, "naive", "levels", level)
-    if on and naive:
-        ratio = on["throughput_rps"] / max(naive["throughput_rps"], 1e-9)
-        out.append(
-            _target(
-                f"{level} clients: batched service / naive service throughput >= 3",
-                ratio,
-                3.0,
-                True,
-                f"{ratio:.1f}x ({on['throughput_rps']:.0f} vs {naive['throughput_rps']:.1f} req/s)",
-            )
-        )
-    else:
-        out.append(_target(f"{level} clients: batched service / naive service throughput >= 3", None, 3.0, True, ""))
+    name = f"{level} clients: batched service / naive service throughput >= 3"
+    out.append(_throughput_ratio(name, on, naive, 3.0, other_spec=".1f"))
     naive_sig = _get(servers, "naive_signature", "levels", level)
     if on and naive_sig:
-        ratio = on["throughput_rps"] / max(naive_sig["throughput_rps"], 1e-9)
-        out.append(
-            _target(
-                f"(stricter, not in the issue) {level} clients: batched service / naive signature-call service >= 3",
-                ratio,
-                3.0,
-                True,
-                f"{ratio:.1f}x ({on['throughput_rps']:.0f} vs {naive_sig['throughput_rps']:.0f} req/s)",
-            )
-        )
+        name = f"(stricter, not in the issue) {level} clients: batched service / naive signature-call service >= 3"
+        out.append(_throughput_ratio(name, on, naive_sig, 3.0))
+    out.append(_throughput_ratio(f"{level} clients: batching on / off throughput >= 1.5", on, off, 1.5, ".2f"))
     if on and off:
-        ratio = on["throughput_rps"] / max(off["throughput_rps"], 1e-9)
-        out.append(
-            _target(
-                f"{level} clients: batching on / off throughput >= 1.5",
-                ratio,
-                1.5,
-                True,
-                f"{ratio:.2f}x ({on['throughput_rps']:.0f} vs {off['throughput_rps']:.0f} req/s)",
-            )
-        )
         p99_on, p99_off = on["latency_ms"]["p99"], off["latency_ms"]["p99"]
         p99_naive = naive["latency_ms"]["p99"] if naive else math.inf
         lower = p99_on < p99_off and p99_on < p99_naive
@@ -124,36 +104,35 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": lower,
             }
         )
-    else:
-        out.append(_target(f"{level} clients: batching on / off throughput >= 1.5", None, 1.5, True, ""))
     bound_p50 = _get(r, "bound", "batch1_latency_ms", "p50")
-    one = _get(servers, "batched", "levels", "1")
-    if bound_p50 is not None and one:
-        gap = one["latency_ms"]["p50"] - bound_p50
-        out.append(
-            _target(
-                "1 client: service p50 - bound batch-1 p50 <= 3 ms",
-                gap,
-                3.0,
-                False,
-                f"{gap:+.1f} ms ({one['latency_ms']['p50']:.1f} vs {bound_p50:.1f} ms)",
-            )
-        )
-    else:
-        out.append(_target("1 client: service p50 - bound batch-1 p50 <= 3 ms", None, 3.0, False, ""))
+    out.append(
+        _gap("1 client: service p50 - bound batch-1 p50 <= 3 ms", _get(servers, "batched", "levels", "1"), bound_p50)
+    )
     off_one = _get(servers, "unbatched", "levels", "1")
     if bound_p50 is not None and off_one:
-        gap = off_one["latency_ms"]["p50"] - bound_p50
-        out.append(
-            _target(
-                "(same, batching off) 1 client: service p50 - bound p50 <= 3 ms",
-                gap,
-                3.0,
-                False,
-                f"{gap:+.1f} ms ({off_one['latency_ms']['p50']:.1f} vs {bound_p50:.1f} ms)",
-            )
-        )
+        out.append(_gap("(same, batching off) 1 client: service p50 - bound p50 <= 3 ms", off_one, bound_p50))
     return out
+
+
+def _throughput_ratio(
+    name: str, one: Any, other: Any, threshold: float, spec: str = ".1f", other_spec: str = ".0f"
+) -> dict[str, Any]:
+    """Target: ``one``'s throughput over ``other``'s at least ``threshold`` (not measured without both)."""
+    if not (one and other):
+        return _target(name, None, threshold, True, "")
+    a, b = one["throughput_rps"], other["throughput_rps"]
+    ratio = a / max(b, 1e-9)
+    return _target(name, ratio, threshold, True, f"{ratio:{spec}}x ({a:.0f} vs {b:{other_spec}} req/s)")
+
+
+def _gap(name: str, level: Any, bound_p50: float | None, threshold: float = 3.0) -> dict[str, Any]:
+    """Target: a server's p50 at most ``threshold`` ms above the bound's batch-1 p50."""
+    if bound_p50 is None or not level:
+        return _target(name, None, threshold, False, "")
+    p50 = level["latency_ms"]["p50"]
+    return _target(
+        name, p50 - bound_p50, threshold, False, f"{p50 - bound_p50:+.1f} ms ({p50:.1f} vs {bound_p50:.1f} ms)"
+    )
 
 
 def _verdict(t: dict[str, Any]) -> str:
@@ -252,7 +231,7 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
     else:
         lines.append(f"not measured ({mem.get('error', 'skipped')})")
     lines += ["", "The plot: latency_throughput.png. Raw figures: latest.json.", ""]
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
 
 
 def write_plot(r: dict[str, Any], path: Path) -> Path | None:

@@ -20,11 +20,16 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Server, make_payloads, newest_version, run_json, say
+from bench.common import ROOT, make_payloads, run_json, say
+from bench.serving import bench_server, server_specs
+from common.files import atomic_write_text
+from harness.models import newest_servable
+
+PARTS = ("pipeline", "memory", "bound", "servers")
 
 
 @dataclass(frozen=True)
@@ -44,100 +49,27 @@ class Profile:
     naive_levels: tuple[int, ...]  # model.predict per request is so slow that quick runs skip levels
 
 
-FULL = Profile(
-    payloads=64,
-    bound_calls=300,
-    bound_batch_calls=30,
-    pipeline_rows=2048,
-    pipeline_repeats=5,
-    memory_n=2000,
-    levels=(1, 8, 32, 64),
-    duration_s=15.0,
-    warmup_s=3.0,
-    max_window_s=60.0,
-    min_samples=50,
-    servers=("batched", "unbatched", "batched_wait", "batched_default_answer", "naive", "naive_signature"),
-    naive_levels=(1, 8, 32, 64),
-)
-QUICK = Profile(
-    payloads=32,
-    bound_calls=100,
-    bound_batch_calls=8,
-    pipeline_rows=512,
-    pipeline_repeats=3,
-    memory_n=300,
-    levels=(1, 8, 32, 64),
-    duration_s=3.0,
-    warmup_s=1.0,
-    max_window_s=15.0,
-    min_samples=20,
-    servers=("batched", "unbatched", "naive"),
-    naive_levels=(1, 32),
-)
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    label: str
-    app: str
-    env: dict[str, str] = field(default_factory=dict)
-    module: str | None = None  # run `python -m MODULE` (HOST/PORT from the env) instead of `uvicorn APP`
-    path: str = "/v1/predict"
-    levels: tuple[int, ...] | None = None  # None: the profile's levels
-
-
-# The price alone: the same model work per request as the bound and the naive service (the
-# service's default answer may add contributions, i.e. more model rows per item; a service
-# without that option ignores the query).
-PRICE_ONLY = "/v1/predict?explain=false"
-
-
-def server_specs(model_dir: Path) -> dict[str, ServerSpec]:
-    """The servers; the service runs as it ships (`python -m service`: uvicorn with its own h11
-    protocol class), with its default settings but for batching and no folder watching."""
-    common = {"MODEL_DIR": str(model_dir), "RELOAD_INTERVAL_S": "0"}
-    return {
-        "batched": ServerSpec(
-            "service, micro-batching on (32 rows, adaptive: no wait)",
-            "service.main:app",
-            {**common, "BATCH_MAX_SIZE": "32"},
-            module="service",
-            path=PRICE_ONLY,
-        ),
-        "unbatched": ServerSpec(
-            "service, micro-batching off",
-            "service.main:app",
-            {**common, "BATCH_MAX_SIZE": "1"},
-            module="service",
-            path=PRICE_ONLY,
-        ),
-        # The batcher before it was adaptive: every call waits up to 5 ms for company, even when
-        # the model is idle (bigger batches under moderate load, 5 ms more for a lone request).
-        "batched_wait": ServerSpec(
-            "service, micro-batching on, 5 ms wait",
-            "service.main:app",
-            {**common, "BATCH_MAX_SIZE": "32", "BATCH_MAX_WAIT_MS": "5"},
-            module="service",
-            path=PRICE_ONLY,
-        ),
-        "batched_default_answer": ServerSpec(
-            "service, micro-batching on, default answer (+ contributions if the model has them)",
-            "service.main:app",
-            {**common, "BATCH_MAX_SIZE": "32"},
-            module="service",
-            levels=(1, 32),
-        ),
-        "naive": ServerSpec(
-            "naive: model.predict per request",
-            "bench.naive_service:app",
-            {"MODEL_DIR": str(model_dir), "NAIVE_CALL": "predict"},
-        ),
-        "naive_signature": ServerSpec(
-            "naive: SavedModel signature per request",
-            "bench.naive_service:app",
-            {"MODEL_DIR": str(model_dir), "NAIVE_CALL": "signature"},
-        ),
-    }
+# Each field: (full run, quick run).
+_PROFILES: dict[str, tuple[Any, Any]] = {
+    "payloads": (64, 32),
+    "bound_calls": (300, 100),
+    "bound_batch_calls": (30, 8),
+    "pipeline_rows": (2048, 512),
+    "pipeline_repeats": (5, 3),
+    "memory_n": (2000, 300),
+    "levels": ((1, 8, 32, 64), (1, 8, 32, 64)),
+    "duration_s": (15.0, 3.0),
+    "warmup_s": (3.0, 1.0),
+    "max_window_s": (60.0, 15.0),
+    "min_samples": (50, 20),
+    "servers": (
+        ("batched", "unbatched", "batched_wait", "batched_default_answer", "naive", "naive_signature"),
+        ("batched", "unbatched", "naive"),
+    ),
+    "naive_levels": ((1, 8, 32, 64), (1, 32)),
+}
+FULL = Profile(**{name: values[0] for name, values in _PROFILES.items()})
+QUICK = Profile(**{name: values[1] for name, values in _PROFILES.items()})
 
 
 def machine() -> dict[str, Any]:
@@ -184,59 +116,7 @@ def run_section(results: dict[str, Any], name: str, fn: Any) -> None:
     results.setdefault("section_seconds", {})[name] = round(time.monotonic() - started, 1)
 
 
-def bench_server(spec: ServerSpec, profile: Profile, payloads: Path, logs: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "label": spec.label,
-        "app": spec.app,
-        "module": spec.module,
-        "path": spec.path,
-        "env": spec.env,
-        "levels": {},
-    }
-    say(f"{spec.label}: starting " + (f"python -m {spec.module}" if spec.module else f"uvicorn {spec.app}"))
-    log = logs / f"{spec.app.split(':')[0]}-{time.time_ns()}.log"
-    with Server(spec.app, spec.env, log, module=spec.module) as server:
-        out["startup_s"] = round(server.started_s, 1)
-        say(f"{spec.label}: ready after {server.started_s:.0f} s (pid {server.pid}, {server.url})")
-        levels = spec.levels or (profile.naive_levels if spec.app.startswith("bench.naive") else profile.levels)
-        for clients in levels:
-            result = run_json(
-                [
-                    "-m",
-                    "bench.load",
-                    "--url",
-                    server.url,
-                    "--path",
-                    spec.path,
-                    "--payloads",
-                    str(payloads),
-                    "--concurrency",
-                    str(clients),
-                    "--duration",
-                    str(profile.duration_s),
-                    "--warmup",
-                    str(profile.warmup_s),
-                    "--min-samples",
-                    str(profile.min_samples),
-                    "--max",
-                    str(profile.max_window_s),
-                    "--server-pid",
-                    str(server.pid),
-                ],
-                timeout=3 * profile.max_window_s + 300,
-            )
-            out["levels"][str(clients)] = result
-            lat = result["latency_ms"]
-            say(
-                f"{spec.label}: {clients:>2} clients: {result['throughput_rps']:7.1f} req/s, "
-                f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
-                f"server CPU {result.get('server_cpu_ms_per_prediction', float('nan')):.1f} ms/prediction, "
-                f"{result['errors']} errors"
-            )
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument(
         "--quick",
@@ -248,37 +128,114 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench/results")
     p.add_argument(
         "--only",
-        default="pipeline,memory,bound,servers",
-        help="comma-separated parts to run: pipeline, memory, bound, servers",
+        default=",".join(PARTS),
+        help="comma-separated parts to run: " + ", ".join(PARTS),
     )
     p.add_argument(
         "--servers",
         default=None,
-        help="comma-separated servers (batched, unbatched, batched_wait, batched_default_answer, naive, "
-        "naive_signature); "
-        "default: the mode's list",
+        help="comma-separated servers (" + ", ".join(server_specs(Path())) + "); default: the mode's list",
     )
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def refusal(a: argparse.Namespace, parts: set[str], chosen: list[str]) -> str | None:
+    """Why the run cannot start (a one-line error), or None."""
+    known = set(server_specs(a.model_dir))
+    if not parts <= set(PARTS) or not set(chosen) <= known:
+        return f"error: --only takes {','.join(PARTS)} and --servers {','.join(sorted(known))}"
+    if newest_servable(a.model_dir) is None:
+        return f"error: no model version under {a.model_dir}: run `make train` first"
+    data_table = ROOT / "data/synthetic/items.csv"
+    if "pipeline" in parts and not data_table.exists():
+        return f"error: {data_table} is missing: run `make train` first"
+    return None
+
+
+def run_pipeline(profile: Profile) -> dict[str, Any]:
+    args = ["-m", "bench.pipeline", "--rows", str(profile.pipeline_rows), "--repeats", str(profile.pipeline_repeats)]
+    return run_json(args, timeout=1800)
+
+
+def run_memory(profile: Profile) -> dict[str, Any]:
+    from bench.memory import measure
+
+    return measure(profile.memory_n)
+
+
+def run_bound(profile: Profile, version: Path, payloads: Path) -> dict[str, Any]:
+    say("bound: the SavedModel in process on raw inputs")
+    args = ["-m", "bench.bound", "--model", str(version), "--payloads", str(payloads),
+            "--calls", str(profile.bound_calls), "--batch-calls", str(profile.bound_batch_calls)]  # fmt: skip
+    bound = run_json(args, timeout=900)
+    say(
+        f"bound: batch 1 p50 {bound['batch1_latency_ms']['p50']:.2f} ms, "
+        f"p99 {bound['batch1_latency_ms']['p99']:.2f} ms; batch 32: {bound['batch32_items_per_s']:.0f} items/s"
+    )
+    return bound
+
+
+def run_servers(profile: Profile, chosen: list[str], model_dir: Path, payloads: Path, logs: Path) -> dict[str, Any]:
+    specs = server_specs(model_dir)
+    servers: dict[str, Any] = {}
+    for key in chosen:
+        run_section(servers, key, lambda key=key: bench_server(specs[key], profile, payloads, logs))
+    servers.pop("section_seconds", None)
+    return servers
+
+
+def run_parts(results: dict[str, Any], profile: Profile, parts: set[str], chosen: list[str], version: Path) -> None:
+    """Every chosen part, each recorded in ``results`` (a failed part as its error)."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        say(f"payloads: generating {profile.payloads} synthetic listings as /v1/predict bodies")
+        payloads = make_payloads(version, profile.payloads, work)
+        # Every server serves this very version, even if `make train` exports a newer one meanwhile.
+        pinned = work / "models"
+        pinned.mkdir()
+        (pinned / version.name).symlink_to(version, target_is_directory=True)
+        sections = {
+            "pipeline": lambda: run_pipeline(profile),
+            "memory": lambda: run_memory(profile),
+            "bound": lambda: run_bound(profile, version, payloads),
+            "servers": lambda: run_servers(profile, chosen, pinned, payloads, work / "logs"),
+        }
+        for name in PARTS:
+            if name in parts:
+                run_section(results, name, sections[name])
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    """latest.json, latest.md and the plot; the targets on stderr."""
+    from bench.report import evaluate_targets, write_markdown, write_plot
+
+    results["targets"] = evaluate_targets(results)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "latest.json", json.dumps(results, indent=2) + "\n")
+    write_markdown(results, out / "latest.md")
+    plot = write_plot(results, out / "latency_throughput.png")
+    say(
+        f"wrote {out / 'latest.json'}, {out / 'latest.md'}"
+        + (f", {plot}" if plot else "")
+        + f" in {results['seconds'] / 60:.1f} min"
+    )
+    for target in results["targets"]:
+        verdict = "PASS" if target["pass"] else "FAIL" if target["pass"] is False else "n/a "
+        say(f"target {verdict}: {target['name']}: {target['measured']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
     profile = QUICK if a.quick else FULL
     a.model_dir = a.model_dir.resolve()
     parts = set(a.only.split(","))
-    known = set(server_specs(a.model_dir))
     chosen = a.servers.split(",") if a.servers else list(profile.servers)
-    if not parts <= {"pipeline", "memory", "bound", "servers"} or not set(chosen) <= known:
-        print(
-            f"error: --only takes pipeline,memory,bound,servers and --servers {','.join(sorted(known))}",
-            file=sys.stderr,
-        )
+    error = refusal(a, parts, chosen)
+    if error:
+        print(error, file=sys.stderr)
         return 2
-    version = newest_version(a.model_dir)
-    if version is None:
-        print(f"error: no model version under {a.model_dir}: run `make train` first", file=sys.stderr)
-        return 2
-    data_table = ROOT / "data/synthetic/items.csv"
-    if "pipeline" in parts and not data_table.exists():
-        print(f"error: {data_table} is missing: run `make train` first", file=sys.stderr)
-        return 2
-
+    version = newest_servable(a.model_dir)
+    assert version is not None
     started = time.monotonic()
     results: dict[str, Any] = {
         "mode": "quick" if a.quick else "full",
@@ -291,90 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['mode']} run on {results['machine']['cores']} cores ({results['machine']['cpu']}), "
         f"load average {results['machine']['load_average_start'][0]:.1f}; model {version}"
     )
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        work = Path(tmp)
-        say(f"payloads: generating {profile.payloads} synthetic listings as /v1/predict bodies")
-        payloads = make_payloads(version, profile.payloads, work)
-        # Every server serves this very version, even if `make train` exports a newer one meanwhile.
-        pinned = work / "models"
-        pinned.mkdir()
-        (pinned / version.name).symlink_to(version, target_is_directory=True)
-
-        if "pipeline" in parts:
-            run_section(
-                results,
-                "pipeline",
-                lambda: run_json(
-                    [
-                        "-m",
-                        "bench.pipeline",
-                        "--rows",
-                        str(profile.pipeline_rows),
-                        "--repeats",
-                        str(profile.pipeline_repeats),
-                    ],
-                    timeout=1800,
-                ),
-            )
-        if "memory" in parts:
-            from bench.memory import measure
-
-            run_section(results, "memory", lambda: measure(profile.memory_n))
-        if "bound" in parts:
-            say("bound: the SavedModel in process on raw inputs")
-            run_section(
-                results,
-                "bound",
-                lambda: run_json(
-                    [
-                        "-m",
-                        "bench.bound",
-                        "--model",
-                        str(version),
-                        "--payloads",
-                        str(payloads),
-                        "--calls",
-                        str(profile.bound_calls),
-                        "--batch-calls",
-                        str(profile.bound_batch_calls),
-                    ],
-                    timeout=900,
-                ),
-            )
-            bound = results["bound"]
-            if "error" not in bound:
-                say(
-                    f"bound: batch 1 p50 {bound['batch1_latency_ms']['p50']:.2f} ms, "
-                    f"p99 {bound['batch1_latency_ms']['p99']:.2f} ms; batch 32: "
-                    f"{bound['batch32_items_per_s']:.0f} items/s"
-                )
-        if "servers" in parts:
-            specs = server_specs(pinned)
-            servers: dict[str, Any] = {}
-            results["servers"] = servers
-            for key in chosen:
-                run_section(servers, key, lambda key=key: bench_server(specs[key], profile, payloads, work / "logs"))
-            servers.pop("section_seconds", None)
-
+    run_parts(results, profile, parts, chosen, version)
     results["machine"]["load_average_end"] = os.getloadavg()
     results["seconds"] = round(time.monotonic() - started, 1)
-    from bench.report import evaluate_targets, write_markdown, write_plot
-
-    results["targets"] = evaluate_targets(results)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, a.out / "latest.md")
-    plot = write_plot(results, a.out / "latency_throughput.png")
-    say(
-        f"wrote {a.out / 'latest.json'}, {a.out / 'latest.md'}"
-        + (f", {plot}" if plot else "")
-        + f" in {results['seconds'] / 60:.1f} min"
-    )
-    for target in results["targets"]:
-        say(
-            f"target {'PASS' if target['pass'] else 'FAIL' if target['pass'] is False else 'n/a '}: "
-            f"{target['name']}: {target['measured']}"
-        )
+    write_results(results, a.out)
     return 0
 
 

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from common.files import atomic_write_text
 from reliability.server import ROOT
 
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  not checked ({found['not_checked'][0]['reason'].split(':')[0]}): {names}"
                   + (" ..." if len(found["not_checked"]) > 12 else ""))  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     parts = (result["pinned_requirements"], result["installed_environment"])
     if any(p["vulnerable"] for p in parts):

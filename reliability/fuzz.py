@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from common.files import atomic_write_text
 from reliability.server import ROOT, ServiceProcess, model_dir_or_tiny
 
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for run in result["runs"]:
         run.pop("output_tail", None)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0 if ok else 1
 

@@ -34,135 +34,12 @@ from typing import Any
 
 import httpx
 
-from reliability.corpus import PRICE, bad_images, encode, photo
+from common.files import atomic_write_text, newest
+from harness.models import install_version, truncate_savedmodel
+from reliability.mix import Kind, build_mix
 from reliability.server import ROOT, ServiceProcess, model_dir_or_tiny
 
 RELOAD_INTERVAL_S = 2
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One kind of request of the mix, ready to send, and the statuses it may get."""
-
-    name: str
-    weight: float
-    method: str
-    path: str
-    expected: frozenset[int]
-    content: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> bool:
-        return self.expected == frozenset({200})
-
-
-def item_from_card(card: dict[str, Any]) -> dict[str, Any]:
-    """A valid item for the served model (image left out), from its card."""
-    item: dict[str, Any] = {}
-    for spec in card["inputs"]:
-        role, name = spec["role"], spec["name"]
-        if role == "categorical":
-            item[name] = (spec.get("examples") or spec.get("vocabulary") or ["unknown"])[0]
-        elif role == "numeric":
-            low, high = spec.get("min", 0.0), spec.get("max", 1.0)
-            item[name] = round((low + high) / 2, 3)
-        elif role == "text":
-            item[name] = (spec.get("examples") or ["A nice item, barely worn."])[0]
-    return item
-
-
-def build_mix(card: dict[str, Any]) -> list[Kind]:
-    """The requests of the soak: about 60% valid, 40% refused for a known reason."""
-    image_names = [s["name"] for s in card["inputs"] if s["role"] == "image"]
-    base = item_from_card(card)
-
-    def with_image(data: bytes) -> dict[str, Any]:
-        import base64
-
-        return {**base, **{name: base64.b64encode(data).decode() for name in image_names}}
-
-    def as_json(body: Any) -> tuple[bytes, dict[str, str]]:
-        return json.dumps(body).encode(), {"content-type": "application/json"}
-
-    def as_form(
-        data: bytes, filename: str = "photo.jpg", media_type: str = "image/jpeg"
-    ) -> tuple[bytes, dict[str, str]]:
-        request = httpx.Request(
-            "POST",
-            "http://127.0.0.1/",
-            data={k: str(v) for k, v in base.items()},
-            files={name: (filename, data, media_type) for name in image_names},
-        )
-        return request.read(), {"content-type": request.headers["content-type"]}
-
-    ok = frozenset({200})
-    kinds: list[Kind] = []
-
-    def add(name: str, weight: float, method: str, path: str, expected: frozenset[int], body=None) -> None:
-        content, headers = body if body is not None else (None, {})
-        kinds.append(Kind(name, weight, method, path, expected, content, headers))
-
-    photos = [encode(photo((96, 96), seed=s, block=4), "JPEG", quality=85) for s in range(8)]
-    for index, data in enumerate(photos):
-        add(f"predict json jpeg #{index}", 20 / len(photos), "POST", "/v1/predict", ok, as_json(with_image(data)))
-        add(f"predict upload jpeg #{index}", 10 / len(photos), "POST", "/v1/predict/upload", ok, as_form(data))
-    unusual = [e for e in bad_images() if e.status == PRICE]
-    refused = [e for e in bad_images() if e.status != PRICE]
-    for entry in unusual:
-        add(f"predict json {entry.name}", 6 / len(unusual), "POST", "/v1/predict", ok, as_json(with_image(entry.data)))
-        add(f"predict upload {entry.name}", 3 / len(unusual), "POST", "/v1/predict/upload", ok,
-            as_form(entry.data, entry.filename, entry.media_type))  # fmt: skip
-    batch = {"items": [with_image(photos[i % len(photos)]) for i in range(8)]}
-    add("batch of 8", 4, "POST", "/v1/predict/batch", ok, as_json(batch))
-    for path, weight in (
-        ("/v1/model", 3),
-        ("/readyz", 2),
-        ("/healthz", 2),
-        ("/metrics", 1),
-        ("/", 1),
-        ("/openapi.json", 1),
-    ):
-        add(f"GET {path}", weight, "GET", path, ok)
-
-    for entry in refused:
-        status = frozenset({entry.status})
-        add(
-            f"refused json {entry.name}",
-            8 / len(refused),
-            "POST",
-            "/v1/predict",
-            status,
-            as_json(with_image(entry.data)),
-        )
-        add(f"refused upload {entry.name}", 4 / len(refused), "POST", "/v1/predict/upload", status,
-            as_form(entry.data, entry.filename, entry.media_type))  # fmt: skip
-    bad = frozenset({422})
-    good = with_image(photos[0])
-    numeric = next((s["name"] for s in card["inputs"] if s["role"] == "numeric"), None)
-    first = card["inputs"][0]["name"]
-    add("invalid JSON", 3, "POST", "/v1/predict", bad, (b'{"brand": "zara", ', {"content-type": "application/json"}))
-    add("missing field", 3, "POST", "/v1/predict", bad, as_json({k: v for k, v in good.items() if k != first}))
-    add("unknown field", 2, "POST", "/v1/predict", bad, as_json({**good, "colour2": "red"}))
-    if numeric:
-        add("number out of range", 2, "POST", "/v1/predict", bad, as_json({**good, numeric: 1e12}))
-        add("boolean for a number", 1, "POST", "/v1/predict", bad, as_json({**good, numeric: True}))
-        nan = json.dumps({**good, numeric: float("nan")}).encode()
-        add("NaN", 1, "POST", "/v1/predict", bad, (nan, {"content-type": "application/json"}))
-    plain = (json.dumps(good).encode(), {"content-type": "text/plain"})
-    add("wrong content type", 3, "POST", "/v1/predict", frozenset({415}), plain)
-    add("JSON to upload", 1, "POST", "/v1/predict/upload", frozenset({415}), as_json(good))
-    add("empty batch", 1, "POST", "/v1/predict/batch", bad, as_json({"items": []}))
-    add("batch of 10,000", 0.3, "POST", "/v1/predict/batch", bad, as_json({"items": [{"x": 1}] * 10_000}))
-    nested = ("[" * 20_000 + "]" * 20_000).encode()
-    add("deeply nested JSON", 1, "POST", "/v1/predict", bad, (nested, {"content-type": "application/json"}))
-    fields = ("{" + ",".join(f'"k{i}":0' for i in range(100_000)) + "}").encode()
-    add("100,000 fields", 0.3, "POST", "/v1/predict", bad, (fields, {"content-type": "application/json"}))
-    long_texts = {s["name"]: "x" * 1_000_000 for s in card["inputs"] if s["role"] == "text"}
-    add("1 MB texts", 0.5, "POST", "/v1/predict", bad, as_json({**good, **long_texts}))
-    add("unknown route", 1, "GET", "/v2/predict", frozenset({404}))
-    add("wrong method", 1, "DELETE", "/v1/predict", frozenset({405}))
-    return kinds
 
 
 @dataclass
@@ -212,16 +89,6 @@ async def client_loop(index: int, url: str, kinds: list[Kind], deadline: float, 
                 stats.versions[response.json().get("model_version", "?")] += 1
 
 
-def install_version(source: Path, model_dir: Path, version: int, broken: bool = False) -> None:
-    """Copy a version the way the exporter writes one: a hidden folder, then one rename."""
-    work = model_dir / f".tmp-{version}-soak"
-    shutil.copytree(source, work)
-    if broken:  # an interrupted copy: saved_model.pb cut short
-        pb = work / "saved_model.pb"
-        pb.write_bytes(pb.read_bytes()[:200])
-    work.rename(model_dir / str(version))
-
-
 async def wait_for(condition, timeout: float) -> float | None:
     """Seconds until ``await condition()`` is true, or None after ``timeout``."""
     started = time.monotonic()
@@ -237,10 +104,10 @@ async def soak(
 ) -> dict[str, Any]:
     """Run the soak (see the module docstring); ``warmup`` seconds of the same traffic come first
     (their answers count too) so that the memory baseline is not taken while pools still fill."""
-    source = max((p for p in model_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    source = newest(model_dir)
     served = work / "models"
     served.mkdir(parents=True)
-    install_version(source, served, 1)
+    install_version(source, served, 1, tag="soak")
     service = ServiceProcess(served, work / "service.log", RELOAD_INTERVAL_S=RELOAD_INTERVAL_S, LOG_LEVEL="INFO")
     service.start()
     try:
@@ -274,7 +141,7 @@ async def soak(
                 await asyncio.sleep(max(0.0, start + 0.35 * seconds - time.monotonic()))
                 before = stats.failures
                 t0 = time.monotonic() - start
-                await asyncio.to_thread(install_version, source, served, 2)
+                await asyncio.to_thread(install_version, source, served, 2, tag="soak")
                 took = await wait_for(lambda: _is(version, "2"), 120)
                 await asyncio.sleep(3)  # requests in flight across the swap finish
                 events["good_version"] = {
@@ -286,7 +153,7 @@ async def soak(
                 await asyncio.sleep(max(0.0, start + 0.65 * seconds - time.monotonic()))
                 before = stats.failures
                 t0 = time.monotonic() - start
-                await asyncio.to_thread(install_version, source, served, 3, True)
+                await asyncio.to_thread(install_version, source, served, 3, truncate_savedmodel, "soak")
                 took = await wait_for(refused, 120)
                 await asyncio.sleep(3)
                 still = await version()
@@ -307,8 +174,6 @@ async def soak(
     finally:
         service.stop()
     log_text = (work / "service.log").read_text(errors="replace")
-    base = min(rss, key=lambda s: abs(s[0] - baseline_at))[1] if rss else 0
-    growth = (rss_end - base) / base if base else 0.0
     latencies = sorted(stats.latencies)
     five_xx = sum(v for k, v in stats.by_status.items() if k >= 500)
 
@@ -333,36 +198,49 @@ async def soak(
         "unexpected_statuses": stats.unexpected,
         "unexpected_examples": stats.unexpected_examples,
         "answers_by_model_version": dict(stats.versions),
-        "rss_mb": {
-            "baseline_at_s": baseline_at,
-            "baseline": round(base / 2**20, 1),
-            "end": round(rss_end / 2**20, 1),
-            "max": round(max((r for _, r in rss), default=0) / 2**20, 1),
-            "growth_pct": round(100 * growth, 2),
-            "timeline": [(t, round(r / 2**20, 1)) for t, r in rss[:: max(1, len(rss) // 60)]],
-        },
+        "rss_mb": rss_summary(rss, rss_end, baseline_at),
         "good_version": good,
         "broken_version": broken,
         "final_version": final_version,
         "broken_version_refused": final_refused and "event=model_refused version=3" in log_text,
         "unhandled_errors_logged": log_text.count("event=unhandled_error"),
     }
-    result["passed"] = bool(
-        stats.requests > 0
-        and five_xx == 0
-        and stats.dropped == 0
-        and stats.unexpected == 0
-        and growth < 0.10
+    result["passed"] = passed(result)
+    return result
+
+
+def rss_summary(rss: list[tuple[float, int]], rss_end: int, baseline_at: float) -> dict[str, Any]:
+    """The server's resident memory: at the sample nearest ``baseline_at``, at the end, its growth."""
+    base = min(rss, key=lambda s: abs(s[0] - baseline_at))[1] if rss else 0
+    growth = (rss_end - base) / base if base else 0.0
+    return {
+        "baseline_at_s": baseline_at,
+        "baseline": round(base / 2**20, 1),
+        "end": round(rss_end / 2**20, 1),
+        "max": round(max((r for _, r in rss), default=0) / 2**20, 1),
+        "growth_pct": round(100 * growth, 2),
+        "timeline": [(t, round(r / 2**20, 1)) for t, r in rss[:: max(1, len(rss) // 60)]],
+    }
+
+
+def passed(result: dict[str, Any]) -> bool:
+    """The pass conditions of the module docstring."""
+    good, broken = result["good_version"], result["broken_version"]
+    return bool(
+        result["requests"] > 0
+        and result["five_xx"] == 0
+        and result["dropped_connections"] == 0
+        and result["unexpected_statuses"] == 0
+        and result["rss_mb"]["growth_pct"] < 10.0
         and good.get("taken_after_s") is not None
         and good.get("failed_requests_during_swap") == 0
         and broken.get("refused_after_s") is not None
         and broken.get("still_serving_version") == "2"
         and broken.get("failed_requests_meanwhile") == 0
-        and final_version == "2"
+        and result["final_version"] == "2"
         and result["broken_version_refused"]
         and result["unhandled_errors_logged"] == 0
     )
-    return result
 
 
 async def _is(getter, value: str) -> bool:
@@ -407,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     if result["unexpected_examples"] or result["drop_errors"]:
         print("  examples:", *result["unexpected_examples"][:5], *list(result["drop_errors"])[:5], sep="\n    ")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     if result["passed"]:
         shutil.rmtree(work, ignore_errors=True)

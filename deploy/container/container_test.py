@@ -1,6 +1,7 @@
 """Container test: build the image, run it, and check it from outside like a client would.
 
     .venv/bin/python deploy/container/container_test.py [--model-dir models/price] [--baked]
+    .venv/bin/python -m deploy.container.container_test ...     (the same)
 
 Builds the image (docker where a Docker engine answers, podman otherwise) and runs it with the
 newest model of --model-dir (or $MODEL_DIR; default models/price; a version folder pins it)
@@ -17,25 +18,22 @@ Needs the development environment (tensorflow, httpx, pillow) for the reference 
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ctl  # the engine helpers beside this file
+if not __package__:  # run as a file (python deploy/container/container_test.py): import from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-REL_TOL = 1e-4
-# The API answers prices rounded to cents, so a price may also be up to half a cent off.
-CENT_ROUNDING = 0.005
+from deploy.container import ctl  # noqa: E402
+from deploy.container.sample import Sample, answered_price, make_sample, same_price  # noqa: E402
+from harness.server import NotReady, free_port, wait_ready  # noqa: E402
+
 READY_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 20
 
@@ -66,80 +64,6 @@ def sh(args: list[str], timeout: float = 120, check: bool = False) -> subprocess
     return done
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def sample_image() -> bytes:
-    """A small deterministic JPEG photo stand-in (the same bytes go to the container and here)."""
-    from PIL import Image
-
-    picture = Image.new("RGB", (96, 80))
-    picture.putdata([((x * 8) % 256, (y * 5) % 256, (x * y) % 256) for y in range(80) for x in range(96)])
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def sample_fields(card: dict) -> dict[str, object]:
-    """One plausible raw value per non-image input, taken from the model card."""
-    fields: dict[str, object] = {}
-    for spec in card["inputs"]:
-        if spec.get("role") == "image":
-            continue
-        examples = spec.get("examples") or []
-        if examples:
-            value = examples[0]
-        elif spec.get("role") == "numeric":
-            value = spec.get("mean", spec.get("min", 1.0))
-        elif spec.get("vocabulary"):
-            value = spec["vocabulary"][0]
-        else:
-            value = "good condition"
-        fields[spec["name"]] = float(value) if spec.get("role") == "numeric" else str(value)
-    return fields
-
-
-def image_input(card: dict) -> str:
-    return next(
-        (spec["name"] for spec in card["inputs"] if spec.get("role") == "image"),
-        "image",
-    )
-
-
-def reference_price(version_dir: Path, card: dict, fields: dict, picture: bytes) -> float:
-    """The price the SavedModel itself gives for the same raw inputs, outside the container."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    model = tf.saved_model.load(str(version_dir))
-    serve = model.signatures[card.get("signature", "serving_default")]
-    feeds = {}
-    for spec in card["inputs"]:
-        name = spec["name"]
-        if spec.get("role") == "image":
-            feeds[name] = tf.constant([picture], dtype=tf.string)
-        elif spec.get("dtype") == "float32" or spec.get("role") == "numeric":
-            feeds[name] = tf.constant([float(fields[name])], dtype=tf.float32)
-        else:
-            feeds[name] = tf.constant([str(fields[name]).encode()], dtype=tf.string)
-    return float(serve(**feeds)[card.get("output", "price")].numpy()[0])
-
-
-def same_price(answered: float, expected: float) -> bool:
-    """Equal within 1e-4 relative, or within the API's rounding to cents."""
-    return abs(answered - expected) <= max(REL_TOL * abs(expected), CENT_ROUNDING + 1e-9)
-
-
-def answered_price(payload: object) -> float:
-    price = payload["price"] if isinstance(payload, dict) else payload
-    if isinstance(price, list):
-        price = price[0]
-    return float(price)
-
-
 def image_size_bytes(cmd: list[str], tag: str) -> int:
     return int(sh([*cmd, "image", "inspect", "--format", "{{.Size}}", tag], check=True).stdout.strip())
 
@@ -158,27 +82,15 @@ def build(cmd: list[str], tag: str, model: str = "", model_version: str = "") ->
     print(f"built {tag} in {time.monotonic() - started:.0f} s (log: {log})", flush=True)
 
 
-def wait_ready(client, base: str, cmd: list[str], name: str) -> tuple[bool, list[int]]:
-    """Poll /readyz until 200; give up when the container exits or the time is out."""
-    import httpx
+class Container:
+    """A running container as ``wait_ready`` polls it: ``poll()`` is None while it runs."""
 
-    seen: list[int] = []
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            status = client.get(f"{base}/readyz", timeout=5).status_code
-        except httpx.TransportError:  # not listening yet
-            status = 0
-        if status and (not seen or seen[-1] != status):
-            seen.append(status)
-        if status == 200:
-            return True, seen
-        state = sh([*cmd, "inspect", "--format", "{{.State.Status}}", name]).stdout.strip()
-        if state not in ("running", "created", "configured", ""):
-            print(f"container is {state}", file=sys.stderr)
-            return False, seen
-        time.sleep(0.5)
-    return False, seen
+    def __init__(self, cmd: list[str], name: str) -> None:
+        self.cmd, self.name = cmd, name
+
+    def poll(self) -> str | None:
+        state = sh([*self.cmd, "inspect", "--format", "{{.State.Status}}", self.name]).stdout.strip()
+        return None if state in ("running", "created", "configured", "") else f"container is {state}"
 
 
 def health_check(cmd: list[str], name: str) -> tuple[bool, str]:
@@ -204,25 +116,6 @@ def proc1(cmd: list[str], name: str) -> tuple[list[int], str]:
     uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
     cmdline = sh([*cmd, "exec", name, "cat", "/proc/1/cmdline"], check=True).stdout.replace("\0", " ")
     return [int(uid) for uid in uids], cmdline.strip()
-
-
-@dataclass
-class Sample:
-    """One request's raw inputs and what the SavedModel answers for them on the host."""
-
-    version: str
-    card: dict
-    fields: dict
-    picture: bytes
-    expected: float
-
-    def json_body(self) -> dict:
-        body = dict(self.fields)
-        body[image_input(self.card)] = base64.b64encode(self.picture).decode()
-        return body
-
-    def form(self) -> dict:
-        return {k: repr(v) if isinstance(v, float) else v for k, v in self.fields.items()}
 
 
 def check_price(checks: Checks, what: str, answer, sample: Sample) -> None:
@@ -259,6 +152,28 @@ def check_stop(checks: Checks, cmd: list[str], name: str) -> None:
     )
 
 
+def check_requests(checks: Checks, base: str, sample: Sample) -> None:
+    """/healthz, then the sample as JSON and as an upload: the newest version, the host's price."""
+    import httpx
+
+    with httpx.Client(timeout=60) as client:
+        alive = client.get(f"{base}/healthz").status_code
+        checks.record("/healthz answers 200", alive == 200, str(alive))
+
+        answer = client.post(f"{base}/v1/predict", json=sample.json_body())
+        served = answer.json().get("model_version") if answer.is_success else None
+        checks.record(
+            "the newest model version is served",
+            served == sample.version,
+            f"served {served}, newest {sample.version}",
+        )
+        check_price(checks, "JSON /v1/predict", answer, sample)
+
+        photo = {"image": ("photo.jpg", sample.picture, "image/jpeg")}
+        answer = client.post(f"{base}/v1/predict/upload", data=sample.form(), files=photo)
+        check_price(checks, "multipart /v1/predict/upload", answer, sample)
+
+
 def run_variant(
     cmd: list[str],
     checks: Checks,
@@ -267,8 +182,6 @@ def run_variant(
     sample: Sample,
 ) -> None:
     """Run one image, check it from outside, and remove the container whatever happens."""
-    import httpx
-
     name = f"price-service-test-{uuid.uuid4().hex[:8]}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -283,28 +196,16 @@ def run_variant(
         detail = "" if started_ok else launched.stderr[-300:]
         if not checks.record("container starts", started_ok, detail):
             return
-        with httpx.Client(timeout=60) as client:
-            ready, seen = wait_ready(client, base, cmd, name)
-            elapsed = time.monotonic() - started
-            detail = f"statuses seen {seen}, {elapsed:.1f} s"
-            if not checks.record("/readyz answers 200", ready, detail):
-                return
-            print(f"time from run to ready: {elapsed:.1f} s", flush=True)
-            alive = client.get(f"{base}/healthz").status_code
-            checks.record("/healthz answers 200", alive == 200, str(alive))
-
-            answer = client.post(f"{base}/v1/predict", json=sample.json_body())
-            served = answer.json().get("model_version") if answer.is_success else None
-            checks.record(
-                "the newest model version is served",
-                served == sample.version,
-                f"served {served}, newest {sample.version}",
-            )
-            check_price(checks, "JSON /v1/predict", answer, sample)
-
-            photo = {"image": ("photo.jpg", sample.picture, "image/jpeg")}
-            answer = client.post(f"{base}/v1/predict/upload", data=sample.form(), files=photo)
-            check_price(checks, "multipart /v1/predict/upload", answer, sample)
+        try:
+            seen, ready = wait_ready(f"{base}/readyz", READY_TIMEOUT_S, Container(cmd, name), interval=0.5), True
+        except NotReady as error:
+            print(f"container: {error}", file=sys.stderr)
+            seen, ready = error.seen, False
+        elapsed = time.monotonic() - started
+        if not checks.record("/readyz answers 200", ready, f"statuses seen {seen}, {elapsed:.1f} s"):
+            return
+        print(f"time from run to ready: {elapsed:.1f} s", flush=True)
+        check_requests(checks, base, sample)
 
         uids, cmdline = proc1(cmd, name)
         checks.record("the container process is not root", 0 not in uids, f"uids {uids}")
@@ -349,11 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         size = image_size_bytes(cmd, options.tag)
         print(f"image size: {size / 1e6:.0f} MB ({options.tag})", flush=True)
 
-        fields, picture = sample_fields(card), sample_image()
-        expected = reference_price(model.version, card, fields, picture)
-        sample = Sample(model.version.name, card, fields, picture, expected)
-        print(f"inputs: {fields} + a {len(picture)}-byte JPEG", flush=True)
-        print(f"host SavedModel price: {expected:.6f}", flush=True)
+        sample = make_sample(model.version, card)
+        print(f"inputs: {sample.fields} + a {len(sample.picture)}-byte JPEG", flush=True)
+        print(f"host SavedModel price: {sample.expected:.6f}", flush=True)
 
         print("-- model mounted read-only at run time", flush=True)
         run_variant(cmd, checks, options.tag, model, sample)

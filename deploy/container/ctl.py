@@ -6,9 +6,11 @@
     python3 deploy/container/ctl.py run [--model-dir models/price] [--port 8000] [-- EXTRA RUN ARGS]
     python3 deploy/container/ctl.py model [--model-dir models/price]   # the version to be served
 
-Standard library only, so the system python3 runs it. Podman (as verified on a machine without a
-Docker engine or a reachable container registry) runs with `--runtime runc`, builds on a local
-Debian base made with debootstrap, and passes the host's CA bundle to pip for the build only.
+Standard library only (and common/files.py and harness/models.py, which are too), so the system
+python3 runs it, as a file or as `python3 -m deploy.container.ctl`. Podman (as verified on a
+machine without a Docker engine or a reachable container registry) runs with `--runtime runc`,
+builds on a local Debian base made with debootstrap, and passes the host's CA bundle to pip for
+the build only.
 Environment: CONTAINER_ENGINE (docker|podman, to force one), IMAGE (tag), BASE_IMAGE (base to
 build on), DEBIAN_MIRROR (for debootstrap), PIP_CA_BUNDLE (CA file handed to pip under podman).
 """
@@ -23,6 +25,12 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
+
+if not __package__:  # run as a file (python3 deploy/container/ctl.py): import from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.files import is_version_name  # noqa: E402  (standard library only, like harness.models)
+from harness.models import newest_servable  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_IMAGE = "price-service:latest"
@@ -161,18 +169,6 @@ def build_command(cmd: list[str], tag: str, model: str = "", model_version: str 
     return [*args, str(REPO)]
 
 
-def newest_version(model_dir: Path) -> Path | None:
-    """The highest plain-integer version folder holding a SavedModel, as in docs/contract.md."""
-    if not model_dir.is_dir():
-        return None
-    versions = [
-        child
-        for child in model_dir.iterdir()
-        if child.is_dir() and child.name.isdigit() and (child / "saved_model.pb").is_file()
-    ]
-    return max(versions, key=lambda child: int(child.name), default=None)
-
-
 class ModelChoice(NamedTuple):
     """The model to serve: its models/<name> folder and the version the container will serve.
 
@@ -201,9 +197,9 @@ def resolve_model(given: str | None) -> ModelChoice:
     if not path.is_absolute() and not path.exists():
         path = REPO / path
     path = path.resolve()
-    if (path / "saved_model.pb").is_file() and path.name.isdigit():
+    if (path / "saved_model.pb").is_file() and is_version_name(path.name):
         return ModelChoice(path.parent, path, pinned=True)
-    version = newest_version(path)
+    version = newest_servable(path)
     if version is None:
         raise ContainerError(f"no trained model under {raw} (no <n>/saved_model.pb): run `make train` first")
     return ModelChoice(path, version, pinned=False)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import Server, percentiles, run_json
+from bench.common import percentiles, run_json
 from bench.report import evaluate_targets, write_markdown, write_plot
+from harness.server import ServiceProcess
 
 
 def test_percentiles_nearest_rank_in_ms():
@@ -19,7 +20,7 @@ def test_percentiles_nearest_rank_in_ms():
     assert p["mean"] == pytest.approx(50.5)
 
 
-def test_load_generator_against_a_server_in_its_own_process(tmp_path: Path):
+def test_load_generator_against_a_server_in_its_own_process(stub_server: ServiceProcess, tmp_path: Path):
     payloads = tmp_path / "payloads.json"
     payloads.write_text(
         json.dumps(
@@ -29,28 +30,9 @@ def test_load_generator_against_a_server_in_its_own_process(tmp_path: Path):
             }
         )
     )
-    with Server("tests.bench.stub_app:app", {}, tmp_path / "server.log", ready_timeout_s=60) as server:
-        result = run_json(
-            [
-                "-m",
-                "bench.load",
-                "--url",
-                server.url,
-                "--payloads",
-                str(payloads),
-                "--concurrency",
-                "4",
-                "--duration",
-                "0.5",
-                "--warmup",
-                "0.2",
-                "--min-samples",
-                "5",
-                "--server-pid",
-                str(server.pid),
-            ],
-            timeout=120,
-        )
+    args = ["-m", "bench.load", "--url", stub_server.url, "--payloads", str(payloads), "--concurrency", "4",
+            "--duration", "0.5", "--warmup", "0.2", "--min-samples", "5", "--server-pid", str(stub_server.pid)]  # fmt: skip
+    result = run_json(args, timeout=120)
     assert result["concurrency"] == 4
     assert result["ok"] >= 5 and result["errors"] == 0
     assert result["statuses"] == {"200": result["ok"]}

@@ -1,5 +1,6 @@
-"""A stand-in server for the benchmark's smoke test: the routes the load generator and the
-server helper use, no model (so the test needs no TensorFlow and takes seconds)."""
+"""A stand-in server (the ``stub_server`` fixture) for the benchmark's smoke test and the harness
+tests: the routes the load generator and harness/server.py use, no model (so those tests need no
+TensorFlow and take seconds)."""
 
 from __future__ import annotations
 

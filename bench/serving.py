@@ -1,0 +1,104 @@
+"""The servers the benchmark drives and how: each under uvicorn in its own process on a free
+127.0.0.1 port (harness/server.py), the load generator (bench/load.py) in yet another, one run
+per level of concurrency."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import run_json, say
+from harness.server import ServiceProcess
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    label: str
+    app: str
+    env: dict[str, str] = field(default_factory=dict)
+    module: str | None = None  # run `python -m MODULE` (HOST/PORT from the env) instead of `uvicorn APP`
+    path: str = "/v1/predict"
+    levels: tuple[int, ...] | None = None  # None: the profile's levels
+
+
+# The price alone: the same model work per request as the bound and the naive service (the
+# service's default answer may add contributions, i.e. more model rows per item; a service
+# without that option ignores the query).
+PRICE_ONLY = "/v1/predict?explain=false"
+
+
+def server_specs(model_dir: Path) -> dict[str, ServerSpec]:
+    """The servers; the service runs as it ships (`python -m service`: uvicorn with its own h11
+    protocol class), with its default settings but for batching and no folder watching."""
+    common = {"MODEL_DIR": str(model_dir), "RELOAD_INTERVAL_S": "0"}
+
+    def service(label: str, path: str = PRICE_ONLY, levels: tuple[int, ...] | None = None, **env: str) -> ServerSpec:
+        return ServerSpec(label, "service.main:app", {**common, **env}, module="service", path=path, levels=levels)
+
+    def naive(label: str, call: str) -> ServerSpec:
+        return ServerSpec(label, "bench.naive_service:app", {"MODEL_DIR": str(model_dir), "NAIVE_CALL": call})
+
+    return {
+        "batched": service("service, micro-batching on (32 rows, adaptive: no wait)", BATCH_MAX_SIZE="32"),
+        "unbatched": service("service, micro-batching off", BATCH_MAX_SIZE="1"),
+        # The batcher before it was adaptive: every call waits up to 5 ms for company, even when
+        # the model is idle (bigger batches under moderate load, 5 ms more for a lone request).
+        "batched_wait": service("service, micro-batching on, 5 ms wait", BATCH_MAX_SIZE="32", BATCH_MAX_WAIT_MS="5"),
+        "batched_default_answer": service(
+            "service, micro-batching on, default answer (+ contributions if the model has them)",
+            path="/v1/predict",
+            levels=(1, 32),
+            BATCH_MAX_SIZE="32",
+        ),
+        "naive": naive("naive: model.predict per request", "predict"),
+        "naive_signature": naive("naive: SavedModel signature per request", "signature"),
+    }
+
+
+def load_args(url: str, path: str, payloads: Path, clients: int, profile: Any, server_pid: int) -> list[str]:
+    """The command line of one bench.load run."""
+    options = {
+        "--url": url,
+        "--path": path,
+        "--payloads": payloads,
+        "--concurrency": clients,
+        "--duration": profile.duration_s,
+        "--warmup": profile.warmup_s,
+        "--min-samples": profile.min_samples,
+        "--max": profile.max_window_s,
+        "--server-pid": server_pid,
+    }
+    return ["-m", "bench.load", *[str(x) for option in options.items() for x in option]]
+
+
+def bench_server(spec: ServerSpec, profile: Any, payloads: Path, logs: Path) -> dict[str, Any]:
+    """Start the server of ``spec``, run the load generator at each level, stop it."""
+    out: dict[str, Any] = {
+        "label": spec.label,
+        "app": spec.app,
+        "module": spec.module,
+        "path": spec.path,
+        "env": spec.env,
+        "levels": {},
+    }
+    log = logs / f"{spec.app.split(':')[0]}-{time.time_ns()}.log"
+    server = ServiceProcess(log, spec.env, app=None if spec.module else spec.app, module=spec.module or "service")
+    say(f"{spec.label}: starting {server.name}")
+    with server:
+        out["startup_s"] = round(server.started_s, 1)
+        say(f"{spec.label}: ready after {server.started_s:.0f} s (pid {server.pid}, {server.url})")
+        levels = spec.levels or (profile.naive_levels if spec.app.startswith("bench.naive") else profile.levels)
+        for clients in levels:
+            args = load_args(server.url, spec.path, payloads, clients, profile, server.pid)
+            result = run_json(args, timeout=3 * profile.max_window_s + 300)
+            out["levels"][str(clients)] = result
+            lat = result["latency_ms"]
+            say(
+                f"{spec.label}: {clients:>2} clients: {result['throughput_rps']:7.1f} req/s, "
+                f"p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
+                f"server CPU {result.get('server_cpu_ms_per_prediction', float('nan')):.1f} ms/prediction, "
+                f"{result['errors']} errors"
+            )
+    return out
