@@ -157,6 +157,9 @@ class ImageInput(Block):
         default_factory=lambda: ["jpeg", "png", "gif", "bmp"], description="File types the model decodes."
     )
     image_size: ImageSize | None = Field(None, description="[height, width] the model resizes the photo to.")
+    encoder: str | None = Field(
+        None, description="The photo encoder: scratch, or the ImageNet-pretrained efficientnet_lite0/1/2 inside the model."
+    )
 
 
 Input = Annotated[CategoricalInput | NumericInput | TextInput | ImageInput, Field(discriminator="role")]
@@ -269,6 +272,9 @@ class Training(Block):
     seconds: float | None = Field(None, description="Training time.")
     run: str | None = Field(None, description="The run folder (runs/<name>/<time>).")
     blend: dict[str, Any] | None = Field(None, description="The wide/deep mix chosen on the valid split, if any.")
+    photo_features: dict[str, Any] | None = Field(
+        None, description="A frozen pretrained encoder's feature pass: photos encoded, seconds, photos per second."
+    )
 
 
 class Dataset(Block):

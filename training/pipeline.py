@@ -27,6 +27,7 @@ from training.evaluation.scoring import baseline_entries, scores
 from training.export import exporter
 from training.export.card import build_card
 from training.export.exporter import update_card
+from training.features.photo import attach_photo_features, frozen_features
 from training.features.preprocessing import fit_preprocessing
 from training.fit.distributed import current as current_cluster
 from training.fit.distributed import job_run_dir
@@ -81,17 +82,29 @@ def train_and_export(cfg: Config, resume: bool = False, run_dir: str | Path | No
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
     pre = fit_preprocessing(cfg, train)
+    photo_cost = _photo_features(cfg, table, run_dir, shards)
     try:
-        return _train_evaluate_export(cfg, table, pre, run_dir, started, shards)
+        return _train_evaluate_export(cfg, table, pre, run_dir, started, shards, photo_cost)
     finally:
         if cl.is_chief:
             shutil.rmtree(run_dir / "cache", ignore_errors=True)
 
 
+def _photo_features(cfg: Config, table: Table, run_dir: Path, shards: tuple[dict, Path] | None) -> dict | None:
+    """A frozen pretrained encoder's features, computed once per photo for every model of the run."""
+    if not frozen_features(cfg):
+        return None
+    if shards is not None:
+        raise UserError("config: a frozen pretrained model.image_encoder reads photos from the table, not data.shards")
+    return attach_photo_features(cfg, table, run_dir / "cache")
+
+
 def _train_evaluate_export(cfg: Config, table: Table, pre: Any, run_dir: Path, started: float,
-                           shards: tuple[dict, Path] | None = None) -> dict[str, Any]:
+                           shards: tuple[dict, Path] | None = None, photo_cost: dict | None = None) -> dict[str, Any]:
     train, valid = table.part("train"), table.part("valid")
     model, history = fit(cfg, train, valid, pre, run_dir / "full", shards=shards)
+    if photo_cost:
+        history["photo_features"] = photo_cost
     if not current_cluster().is_chief:  # the chief evaluates and exports
         log.info("event=worker_done task=%s epochs=%d", current_cluster().label, len(history.get("loss", [])))
         return {"path": None, "history": history, "worker": current_cluster().label}

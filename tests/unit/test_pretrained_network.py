@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from training.config import UserError
-from training.model.pretrained import PRETRAINED, build_efficientnet_lite, load_pretrained, load_state_dict
-from training.model.pretrained.efficientnet_lite import block_table, torch_prefix
+from training.features.pretrained import PRETRAINED, build_efficientnet_lite, load_pretrained, load_state_dict
+from training.features.pretrained.efficientnet_lite import block_table, torch_prefix
 
 needs_lite0 = pytest.mark.skipif(
     importlib.util.find_spec(PRETRAINED["efficientnet_lite0"]["module"]) is None,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from training.config import UserError
-from training.model.pretrained import weights as w
+from training.features.pretrained import weights as w
 
 LITE0 = w.PRETRAINED["efficientnet_lite0"]
 needs_lite0 = pytest.mark.skipif(

