@@ -158,7 +158,8 @@ class ImageInput(Block):
     )
     image_size: ImageSize | None = Field(None, description="[height, width] the model resizes the photo to.")
     encoder: str | None = Field(
-        None, description="The photo encoder: scratch, or the ImageNet-pretrained efficientnet_lite0/1/2 inside the model."
+        None,
+        description="The photo encoder: scratch, or the ImageNet-pretrained efficientnet_lite0/1/2 inside the model.",
     )
 
 
