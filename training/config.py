@@ -111,6 +111,13 @@ class ModelConfig(Section):
             raise ValueError('model.members > 1 needs model.fusion = "sum"')
         return self
 
+    @model_validator(mode="after")
+    def _frozen_features_are_not_augmented(self) -> ModelConfig:
+        if self.image_encoder != "scratch" and self.image_trainable_blocks == 0 and self.image_augment:
+            raise ValueError("model.image_augment needs model.image_trainable_blocks > 0 with a pretrained "
+                             "model.image_encoder (a frozen encoder's features are computed once per photo)")
+        return self
+
 
 class TrainConfig(Section):
     """The `[train]` section: the fitting recipe."""

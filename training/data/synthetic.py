@@ -156,6 +156,52 @@ def _silhouette(category: str, cut: int, s: float) -> list[tuple[float, float]]:
     return [(x * s, y * s) for x, y in pts]
 
 
+def _pattern(layer: Image.Image, pattern: str, box: tuple[float, float, float, float], side: int,
+             contrast: tuple[int, int, int]) -> None:
+    """Stripes, dots or checks over the garment's bounding box (the mask keeps them inside it)."""
+    x0, x1, y0, y1 = box
+    ld = ImageDraw.Draw(layer)
+    step = max(4, side // 12)
+    if pattern == "stripes":
+        for y in range(int(y0), int(y1), step):
+            ld.rectangle([x0, y, x1, y + step // 3], fill=contrast)
+    elif pattern == "dots":
+        for y in range(int(y0) + 2, int(y1), step):
+            for x in range(int(x0) + 2, int(x1), step):
+                ld.ellipse([x, y, x + step // 3, y + step // 3], fill=contrast)
+    elif pattern == "check":
+        for v in range(int(min(x0, y0)), int(max(x1, y1)), step):
+            ld.line([v, y0, v, y1], fill=contrast, width=1)
+            ld.line([x0, v, x1, v], fill=contrast, width=1)
+
+
+def _mark(draw: ImageDraw.ImageDraw, mark: str, box: tuple[float, float, float, float], side: int) -> None:
+    """A logo badge or a big print on the chest."""
+    x0, x1, y0, y1 = box
+    cx, cy = (x0 + x1) / 2, y0 + (y1 - y0) * 0.35
+    if mark == "logo":  # a small gold badge with a dark monogram
+        r = side * 0.07
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(212, 175, 55), outline=(60, 40, 10))
+        draw.line([cx - r / 2, cy, cx + r / 2, cy], fill=(60, 40, 10), width=2)
+    elif mark == "print":  # a big contrasting graphic
+        w = (x1 - x0) * 0.28
+        draw.rectangle([cx - w, cy - w * 0.6, cx + w, cy + w * 0.6], fill=(20, 160, 200))
+        draw.polygon([(cx - w * .6, cy + w * .4), (cx, cy - w * .5), (cx + w * .6, cy + w * .4)], fill=(250, 90, 20))
+
+
+def _stains(draw: ImageDraw.ImageDraw, mask: Image.Image, n: int, box: tuple[float, float, float, float],
+            side: int, rng: np.random.Generator) -> None:
+    """Brown-grey blotches inside the garment."""
+    x0, x1, y0, y1 = box
+    for _ in range(n):
+        for _try in range(20):
+            x, y = rng.uniform(x0, x1), rng.uniform(y0, y1)
+            if mask.getpixel((int(min(side - 1, x)), int(min(side - 1, y)))):
+                break
+        r = side * rng.uniform(0.04, 0.07)
+        draw.ellipse([x - r, y - r * 0.8, x + r, y + r * 0.8], fill=(92, 70, 38))
+
+
 def draw_photo(item: dict, rng: np.random.Generator, side: int = IMAGE_SIDE) -> Image.Image:
     """Draw the item: its silhouette in its colour, its pattern, logo or print, and stains."""
     bg = int(rng.integers(215, 250))
@@ -169,40 +215,14 @@ def draw_photo(item: dict, rng: np.random.Generator, side: int = IMAGE_SIDE) -> 
     draw.polygon(poly, fill=colour)
     xs = [p[0] for p in poly]
     ys = [p[1] for p in poly]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    box = (min(xs), max(xs), min(ys), max(ys))
     contrast = (250, 250, 250) if sum(colour) < 380 else (25, 25, 30)
     layer = Image.new("RGB", (side, side), colour)
-    ld = ImageDraw.Draw(layer)
-    step = max(4, side // 12)
-    if item["_pattern"] == "stripes":
-        for y in range(int(y0), int(y1), step):
-            ld.rectangle([x0, y, x1, y + step // 3], fill=contrast)
-    elif item["_pattern"] == "dots":
-        for y in range(int(y0) + 2, int(y1), step):
-            for x in range(int(x0) + 2, int(x1), step):
-                ld.ellipse([x, y, x + step // 3, y + step // 3], fill=contrast)
-    elif item["_pattern"] == "check":
-        for v in range(int(min(x0, y0)), int(max(x1, y1)), step):
-            ld.line([v, y0, v, y1], fill=contrast, width=1)
-            ld.line([x0, v, x1, v], fill=contrast, width=1)
+    _pattern(layer, item["_pattern"], box, side, contrast)
     img.paste(layer, (0, 0), mask)
     draw = ImageDraw.Draw(img)
-    cx, cy = (x0 + x1) / 2, y0 + (y1 - y0) * 0.35
-    if item["_mark"] == "logo":  # a small gold badge with a dark monogram
-        r = side * 0.07
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(212, 175, 55), outline=(60, 40, 10))
-        draw.line([cx - r / 2, cy, cx + r / 2, cy], fill=(60, 40, 10), width=2)
-    elif item["_mark"] == "print":  # a big contrasting graphic
-        w = (x1 - x0) * 0.28
-        draw.rectangle([cx - w, cy - w * 0.6, cx + w, cy + w * 0.6], fill=(20, 160, 200))
-        draw.polygon([(cx - w * .6, cy + w * .4), (cx, cy - w * .5), (cx + w * .6, cy + w * .4)], fill=(250, 90, 20))
-    for _ in range(item["_stains"]):  # brown-grey blotches inside the garment
-        for _try in range(20):
-            x, y = rng.uniform(x0, x1), rng.uniform(y0, y1)
-            if mask.getpixel((int(min(side - 1, x)), int(min(side - 1, y)))):
-                break
-        r = side * rng.uniform(0.04, 0.07)
-        draw.ellipse([x - r, y - r * 0.8, x + r, y + r * 0.8], fill=(92, 70, 38))
+    _mark(draw, item["_mark"], box, side)
+    _stains(draw, mask, item["_stains"], box, side, rng)
     return img
 
 
