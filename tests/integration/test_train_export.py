@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tests.conftest import tiny_config
 from tests.support.cli import only_line, run_module
+from tests.support.tiny import tiny_config, train_in
 from training.data.table import load_table
 from training.export import exporter
 from training.model.serving import serving_model
@@ -133,21 +132,15 @@ def test_train_cli_rejects_a_bad_config_with_one_line(tmp_path):
     assert "table, target, text" in line  # the known keys of [data], sorted
 
 
+@pytest.mark.slow  # trains in the test (no fixture says so)
 def test_the_small_data_recipe_exports_with_the_same_prices_as_in_memory(tiny_dataset, tmp_path):
     """The Myntra recipe (summed fusion, three members, wide/deep blend, photo augmentation,
     halving rate) trains, exports, and serves the in-memory model's prices: the members' mean and
     the blend live in the SavedModel, and augmentation is off in inference."""
-    from training.pipeline import train_and_export
-
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        cfg = tiny_config(tiny_dataset, tmp_path / "models", lr_schedule="halving", learning_rate=3e-3)
-        m = cfg.model
-        m.fusion, m.members, m.blend, m.image_augment = "sum", 3, 0.4, True
-        result = train_and_export(cfg)
-    finally:
-        os.chdir(cwd)
+    cfg = tiny_config(tiny_dataset, tmp_path / "models", lr_schedule="halving", learning_rate=3e-3)
+    m = cfg.model
+    m.fusion, m.members, m.blend, m.image_augment = "sum", 3, 0.4, True
+    result = train_in(tmp_path, cfg)
     card = json.loads((Path(result["path"]) / "model_card.json").read_text())
     assert card["config"]["model"]["members"] == 3 and 0.0 <= card["training"]["blend"]["deep_weight"] <= 1.0
     test = load_table(cfg).part("test").head(16)

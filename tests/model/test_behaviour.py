@@ -4,32 +4,23 @@ generator does (data/README.md). A small model is trained once on 3,000 generate
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import tiny_config
+from tests.support.tiny import tiny_config, train_in
 from training.data import synthetic
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The pipeline's result (exported version folder under "path")."""
-    from training.pipeline import train_and_export
-
     work = tmp_path_factory.mktemp("behaviour")
     table = synthetic.generate(3000, seed=11, out=work / "data", workers=2, quiet=True)
     cfg = tiny_config(table, work / "models", epochs=10, batch_size=64)
     cfg.model.image_filters = [16, 32, 48]
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        result = train_and_export(cfg)
-    finally:
-        os.chdir(cwd)
-    return result
+    return train_in(work, cfg)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +46,10 @@ def _items(n: int = 40) -> list[dict]:
 
 def _price(model, items: list[dict], **change) -> np.ndarray:
     rows = [{**it, **change} for it in items]
-    batch = {k: tf.constant([str(r[k]) for r in rows]) for k in
-             ("brand", "category", "condition", "size", "colour", "title", "description")}
+    batch = {
+        k: tf.constant([str(r[k]) for r in rows])
+        for k in ("brand", "category", "condition", "size", "colour", "title", "description")
+    }
     batch["age_months"] = tf.constant([float(r["age_months"]) for r in rows])
     batch["image"] = tf.constant([_jpeg(r, i) for i, r in enumerate(rows)])
     return model(**batch)["price"].numpy()
@@ -110,8 +103,11 @@ def test_the_photo_drives_the_contributions_of_an_item_priced_by_its_photo(train
         it.update({k: neutral[k] for k in ("brand", "category", "condition", "size", "colour", "age_months")})
         it["title"] = f"{it['brand'].title()} {it['colour']} {it['category']}"
         it["description"] = f"Cotton {it['category']} by {it['brand'].title()}, size {it['size']}. Fits true to size."
-        row = {**{k: it[k] for k in ("brand", "category", "condition", "size", "colour", "title", "description")},
-               "age_months": float(it["age_months"]), "image": _jpeg(it, 500 + i)}
+        row = {
+            **{k: it[k] for k in ("brand", "category", "condition", "size", "colour", "title", "description")},
+            "age_months": float(it["age_months"]),
+            "image": _jpeg(it, 500 + i),
+        }
         rows.append(row)
         plain = {**it, "_pattern": "plain", "_mark": "none", "_cut": 0, "_stains": 0}
         plain_photo.append({**row, "image": _jpeg(plain, 500 + i)})
@@ -120,10 +116,12 @@ def test_the_photo_drives_the_contributions_of_an_item_priced_by_its_photo(train
     learned = float(np.mean(np.log(served.predict(rows)) - np.log(served.predict(plain_photo))))
     assert learned * np.sign(truth) >= 0.5 * abs(truth), (
         f"the model learned {learned:+.2f} log price for this photo against a plain one (truth {truth:+.2f}): "
-        "it cannot show a contribution it did not learn")
+        "it cannot show a contribution it did not learn"
+    )
     plan = plan_rows(rows, served.occlusion)
-    contributions = [served.occlusion.contributions(prices)
-                     for prices in plan.item_prices(served.predict(plan.rows).tolist())]
+    contributions = [
+        served.occlusion.contributions(prices) for prices in plan.item_prices(served.predict(plan.rows).tolist())
+    ]
     mean_size = {m: float(np.mean([abs(c[m]["amount"]) for c in contributions])) for m in contributions[0]}
     assert max(mean_size, key=mean_size.__getitem__) == "image", mean_size  # the largest on average
     largest = [max(c, key=lambda m: abs(c[m]["amount"])) for c in contributions]

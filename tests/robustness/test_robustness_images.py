@@ -7,9 +7,9 @@ import io
 
 import pytest
 from PIL import Image
-from robustness_kit import FORM, ITEM, b64
 
 from reliability.corpus import PRICE, bad_images, encode, rotated_pair
+from tests.support.robustness_kit import FORM, ITEM, b64
 
 CORPUS = bad_images()
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from robustness_kit import FORM, ITEM, b64, settings, started
 
 from reliability.corpus import encode, photo
 from reliability.server import ServiceProcess
+from tests.support.robustness_kit import FORM, ITEM, b64, settings, started
 
 JPEG = encode(photo(), "JPEG")
 GOOD = {**ITEM, "image": b64(JPEG)}
@@ -256,7 +256,7 @@ def test_ten_thousand_items_are_answered_in_order_when_allowed(tiny_model_dir: P
 
 
 @pytest.fixture(scope="module")
-def live(tiny_model_dir: Path, tmp_path_factory) -> Iterator[ServiceProcess]:
+def live_service(tiny_model_dir: Path, tmp_path_factory) -> Iterator[ServiceProcess]:
     """The service as `python -m service` on a loopback port, with short client timeouts."""
     log = tmp_path_factory.mktemp("live") / "service.log"
     with ServiceProcess(tiny_model_dir, log, HEADER_TIMEOUT_S=2, BODY_TIMEOUT_S=3, RELOAD_INTERVAL_S=0) as service:
@@ -282,8 +282,10 @@ def read_response(sock: socket.socket, timeout: float) -> bytes:
      ("POST", "/v1/predict/batch", "application/json"), ("POST", "/healthz", "application/json"),
      ("GET", "/v1/model", "application/json")],
 )  # fmt: skip
-def test_a_declared_oversized_body_is_refused_before_a_byte_of_it_is_sent(live, method, path, content_type) -> None:
-    with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
+def test_a_declared_oversized_body_is_refused_before_a_byte_of_it_is_sent(
+    live_service, method, path, content_type
+) -> None:
+    with socket.create_connection(("127.0.0.1", live_service.port), timeout=10) as sock:
         sock.sendall(
             f"{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {10 * 1024**3}\r\n\r\n".encode()
@@ -295,49 +297,61 @@ def test_a_declared_oversized_body_is_refused_before_a_byte_of_it_is_sent(live, 
     assert json.loads(body)["detail"].startswith("request body is larger than the limit of")
 
 
+SLOW_HEAD = b"POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+
+
+def drip(sock: socket.socket, data: bytes, stop: float) -> bytes | str:
+    """Send ``data`` a byte at a time, reading what the server says, until it closes the
+    connection (what it said) or ``stop`` comes first ("still open at the end")."""
+    received, sent = b"", 0
+    while time.monotonic() < stop:
+        if sent < len(data):
+            try:
+                sock.sendall(data[sent : sent + 1])
+                sent += 1
+            except OSError:
+                return received
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except OSError:
+            return received
+        if not chunk:
+            return received
+        received += chunk
+    return "still open at the end"
+
+
+def slow_client(port: int, kind: str, stop: float) -> bytes | str:
+    """``head``: the request head a byte at a time; ``silent``: connected, says nothing;
+    ``body``: a whole head, then a 100 kB body a byte at a time."""
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except OSError as exc:
+        return f"connect failed: {exc}"
+    with sock:
+        sock.settimeout(0.3)
+        if kind == "body":
+            sock.sendall(SLOW_HEAD + b"Content-Length: 100000\r\n\r\n")
+            return drip(sock, b"{" + b" " * 100_000, stop)
+        return drip(sock, SLOW_HEAD if kind == "head" else b"", stop)
+
+
 @pytest.mark.slow
-def test_slow_clients_are_cut_off_and_do_not_starve_a_normal_client(live) -> None:
+def test_slow_clients_are_cut_off_and_do_not_starve_a_normal_client(live_service) -> None:
     """60 slow connections: 30 dripping their headers a byte at a time, 10 connected and silent,
     20 dripping a body. Meanwhile a normal client is answered at its usual speed; the server
     closes the slow ones after HEADER_TIMEOUT_S=2 / BODY_TIMEOUT_S=3 (408 where one had started)."""
-    head = b"POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-    body_head = head + b"Content-Length: 100000\r\n\r\n"
+    live = live_service
     results: dict[str, list[bytes | str]] = {"head": [], "silent": [], "body": []}
     lock = threading.Lock()
     stop = time.monotonic() + 15  # every slow client gives up by then at the latest
 
     def slow(kind: str) -> None:
-        try:
-            sock = socket.create_connection(("127.0.0.1", live.port), timeout=5)
-        except OSError as exc:
-            with lock:
-                results[kind].append(f"connect failed: {exc}")
-            return
-        with sock:
-            sock.settimeout(0.3)
-            data = body_head if kind == "body" else head if kind == "head" else b""
-            if kind == "body":
-                sock.sendall(data)
-                data = b"{" + b" " * 100_000
-            received, sent = b"", 0
-            while time.monotonic() < stop:
-                if data and sent < len(data):
-                    try:
-                        sock.sendall(data[sent : sent + 1])
-                        sent += 1
-                    except OSError:
-                        break
-                try:
-                    chunk = sock.recv(4096)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                received += chunk
-            with lock:
-                results[kind].append(received if time.monotonic() < stop else "still open at the end")
+        outcome = slow_client(live.port, kind, stop)
+        with lock:
+            results[kind].append(outcome)
 
     threads = [threading.Thread(target=slow, args=(k,)) for k in ["head"] * 30 + ["silent"] * 10 + ["body"] * 20]
     started = time.monotonic()
@@ -362,7 +376,7 @@ def test_slow_clients_are_cut_off_and_do_not_starve_a_normal_client(live) -> Non
 
 
 @pytest.mark.slow
-def test_memory_stays_flat_under_repeated_hostile_requests(live) -> None:
+def test_memory_stays_flat_under_repeated_hostile_requests(live_service) -> None:
     """Rounds of the heaviest refused requests: the process does not keep what it refused."""
     big_fields = "{" + ",".join(f'"k{i}":0' for i in range(100_000)) + "}"
     hostile = [
@@ -373,11 +387,11 @@ def test_memory_stays_flat_under_repeated_hostile_requests(live) -> None:
         ("/v1/predict", json.dumps({**GOOD, "image": "A" * (8 * MB)}), 422),
     ]
     rss = []
-    with httpx.Client(base_url=live.url, timeout=30) as client:
+    with httpx.Client(base_url=live_service.url, timeout=30) as client:
         for _ in range(6):
             for path, body, status in hostile:
                 response = client.post(path, content=body, headers={"content-type": "application/json"})
                 assert response.status_code == status, response.text[:200]
-            rss.append(live.rss_bytes())
+            rss.append(live_service.rss_bytes())
     growth = (rss[-1] - rss[1]) / rss[1]
     assert growth < 0.05, [round(r / MB) for r in rss]

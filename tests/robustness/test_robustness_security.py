@@ -11,9 +11,9 @@ import inspect
 from pathlib import Path
 
 import pytest
-from robustness_kit import FORM, ITEM, b64, settings, started
 
 from reliability.corpus import encode, photo
+from tests.support.robustness_kit import FORM, ITEM, b64, settings, started
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {**ITEM, "image": b64(encode(photo(), "JPEG"))}

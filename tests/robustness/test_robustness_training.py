@@ -6,7 +6,6 @@ skipped with a count when train.bad_rows = "skip". (A run killed mid-epoch and r
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -19,20 +18,21 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from harness.models import train_args
+from harness.server import child_env
 from service.metrics import Metrics
 from service.registry import ModelRegistry, list_versions
 from service.settings import Settings
-from tests.conftest import ROOT, SYNTHETIC_CONFIG
 from tests.support.cli import only_line, run_module
 
-CHILD = Path(__file__).resolve().parent / "export_child.py"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+CHILD = "tests.support.export_child"
+ENV = child_env({"TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 def kill_export(stage: str, models: Path, seed: int = 0) -> str:
     """Start an export in a child process and SIGKILL it at ``stage``; returns what it printed."""
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), stage, str(models)],
+        [sys.executable, "-m", CHILD, stage, str(models)],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -64,7 +64,7 @@ def registry_for(models: Path) -> ModelRegistry:
 @pytest.mark.slow
 def test_an_export_killed_mid_write_never_leaves_a_loadable_version(tmp_path) -> None:
     # model_card.json half written (the SavedModel whole), and a kill at a random moment; the
-    # export_child.py can also stop with the SavedModel half written, or all written but not renamed.
+    # export_child can also stop with the SavedModel half written, or all written but not renamed.
     stages = ["card", "random"]
     roots = [tmp_path / f"{i}-{stage}" for i, stage in enumerate(stages)]
     with ThreadPoolExecutor(2) as pool:  # two at a time: each child imports TensorFlow
@@ -84,8 +84,7 @@ def test_an_export_killed_mid_write_never_leaves_a_loadable_version(tmp_path) ->
             assert loaded is None and registry.current is None, (stage, leftovers)
 
     # A later export into a folder with leftovers takes version 1, and that one serves.
-    from export_child import contract_model, export_card
-
+    from tests.support.export_child import contract_model, export_card
     from training.export.exporter import export
 
     folder = roots[0] / "killed"
@@ -103,7 +102,7 @@ def cli_args(table: Path, workdir: Path, *sets: str) -> list[str]:
     overrides = [f"data.table={str(table)!r}", f"models_dir={str(workdir / 'models')!r}", "name='faulty'",
                  "model.image_size=16", "model.image_filters=[4]", "model.text_max_tokens=500", "train.epochs=1",
                  "train.batch_size=32", "train.ablations='none'", "train.baselines=false", *sets]  # fmt: skip
-    return ["train", "--config", str(SYNTHETIC_CONFIG), *[a for s in overrides for a in ("--set", s)]]
+    return ["train", *train_args(overrides)]
 
 
 def spoiled_copy(tiny_dataset: Path, folder: Path, spoil, rows: int | None = None) -> Path:

@@ -1,8 +1,7 @@
-"""Fixtures of the service tests (helpers live in service_testkit.py beside this file)."""
+"""Fixtures of the service tests (their helpers: tests/support/service_testkit.py)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from service_testkit import (
+from service.main import create_app
+from service.settings import Settings
+from tests.support.service_testkit import (
     DEFAULT_INPUTS,
     MYNTRA_INPUTS,
     LiveServer,
@@ -21,9 +20,6 @@ from service_testkit import (
     make_settings,
     wait_ready,
 )
-
-from service.main import create_app
-from service.settings import Settings
 
 
 @pytest.fixture(scope="session")

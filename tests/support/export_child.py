@@ -1,6 +1,6 @@
 """Run ``training.export.export`` on a small contract model in a process the test kills.
 
-    python export_child.py STAGE MODELS_DIR
+    python -m tests.support.export_child STAGE MODELS_DIR
 
 Prints ``READY <stage>`` and sleeps at the chosen point of the export so that the parent can
 SIGKILL it there: ``savedmodel`` (saved_model.pb half written), ``variables`` (the weights half
@@ -18,7 +18,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import keras  # noqa: E402
 

@@ -1,9 +1,8 @@
-"""Helpers of the robustness tests (imported by name, like tests/service/service_testkit.py)."""
+"""Helpers of the robustness tests: the seller's item, settings, a started in-process client."""
 
 from __future__ import annotations
 
 import base64
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import Settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-
-from service_testkit import GOOD_ITEM  # noqa: E402 - found through the path above
+from tests.support.service_testkit import GOOD_ITEM, wait_ready
 
 ITEM: dict[str, Any] = dict(GOOD_ITEM)  # the inputs of the default model, as a seller fills them in
 FORM = {k: str(v) for k, v in ITEM.items()}
@@ -38,8 +34,6 @@ def settings(model_dir: Path, **overrides: Any) -> Settings:
 
 def started(app_settings: Settings) -> TestClient:
     """A TestClient whose lifespan ran and whose model is loaded (close it with __exit__)."""
-    from service_testkit import wait_ready
-
     client = TestClient(create_app(app_settings))
     client.__enter__()
     wait_ready(client)
