@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from service.batcher import MicroBatcher
 from service.metrics import Metrics
@@ -89,8 +90,45 @@ def test_a_lone_row_finding_the_model_idle_is_sent_at_once() -> None:
         return time.perf_counter() - started
 
     elapsed = asyncio.run(_with_batcher(16, 0, body))
-    assert model.calls == [1, 1, 1, 1, 1]
     assert elapsed < 0.25  # a 100 ms wait per row would take 0.5 s
+
+
+def _staggered_calls(max_size: int, n: int = 12) -> list[int]:
+    """``n`` one-row requests sent 10 ms apart to a model that takes 50 ms a call, no wait for
+    company: the sizes of the model calls that served them (all prices checked)."""
+    model = FakeModel(delay=0.05)
+
+    async def body(batcher):
+        tasks = []
+        for i in range(n):
+            tasks.append(asyncio.create_task(batcher.predict(model, [{"x": float(i)}])))
+            await asyncio.sleep(0.01)
+        return await asyncio.gather(*tasks)
+
+    results = asyncio.run(_with_batcher(max_size, 0, body))
+    assert [r[0].price for r in results] == [2.0 * i for i in range(n)]
+    return model.calls
+
+
+def assert_batched(calls: list[int], n: int) -> None:
+    """Every one of the ``n`` rows served exactly once, by fewer model calls than requests."""
+    assert sum(calls) == n, calls
+    assert len(calls) < n, f"{n} concurrent requests took {len(calls)} model calls: not batched ({calls})"
+
+
+def test_concurrent_requests_to_a_busy_model_share_its_calls() -> None:
+    calls = _staggered_calls(max_size=16)
+    assert_batched(calls, 12)
+    assert max(calls) > 1 and calls[0] == 1  # the first found the model idle; the rest queued behind it
+
+
+def test_the_batching_check_fails_when_batching_is_off() -> None:
+    """The control: with BATCH_MAX_SIZE=1 the same traffic is one call per request, and the check
+    above fails on it (so it can fail)."""
+    calls = _staggered_calls(max_size=1)
+    assert calls == [1] * 12
+    with pytest.raises(AssertionError, match="not batched"):
+        assert_batched(calls, 12)
 
 
 def test_rows_arriving_during_a_call_go_together_into_the_next_call() -> None:
