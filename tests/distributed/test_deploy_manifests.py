@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml  # pyyaml, a pinned test dependency: a missing one fails here rather than skipping
 
-from tests.conftest import ROOT
+from tests.support.tiny import ROOT
 
-yaml = pytest.importorskip("yaml")
 DEPLOY = ROOT / "deploy"
 
 
