@@ -7,9 +7,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.tiny import generate_tiny
-from tests.support.workers import small_sets, start_worker, train_args, worker_env
-
-__all__ = ["small_sets", "start_worker", "train_args", "worker_env"]  # until test_multi_worker.py imports them
 
 
 @pytest.fixture(scope="session")

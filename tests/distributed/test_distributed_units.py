@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.support.tiny import tiny_config
 from training.config import UserError
 from training.fit import distributed, launch
 

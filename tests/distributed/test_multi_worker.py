@@ -14,8 +14,8 @@ import time
 import pandas as pd
 import pytest
 
-from tests.conftest import SYNTHETIC_CONFIG
-from tests.distributed.conftest import small_sets, start_worker, train_args, worker_env
+from tests.support.tiny import SYNTHETIC_CONFIG
+from tests.support.workers import small_sets, start_worker, train_args, worker_env
 from training.fit import launch
 
 pytestmark = pytest.mark.slow

@@ -6,14 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_config
+from tests.support.tiny import tiny_config, train_in
 from training.evaluation.ablations import plan_ablations
 from training.evaluation.summary import print_summary
 from training.pipeline import evaluate_exported
@@ -25,17 +24,10 @@ METRICS = {"rmsle", "log_rmse", "mae", "mape", "medape", "r2", "within_20pct", "
 @pytest.fixture(scope="module")
 def run(tiny_dataset, tmp_path_factory):
     """Train the tiny model with ablations "single" and the baselines, export it."""
-    from training.pipeline import train_and_export
-
     work = tmp_path_factory.mktemp("evaluate")
     cfg = tiny_config(tiny_dataset, work / "models", ablations="single")
     cfg.train.baselines = True
-    cwd = os.getcwd()
-    os.chdir(work)
-    try:
-        result = train_and_export(cfg)
-    finally:
-        os.chdir(cwd)
+    result = train_in(work, cfg)
     version = Path(result["path"])
     return {"cfg": cfg, "result": result, "version": version, "work": work,
             "doc": json.loads((version / "evaluation.json").read_text()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.conftest import tiny_config
+from tests.support.tiny import tiny_config
 from training.data.table import load_table
 from training.features.preprocessing import fit_preprocessing
 from training.fit.wide import init_wide_from_ridge
