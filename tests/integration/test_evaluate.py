@@ -1,5 +1,5 @@
-"""End to end: a tiny run with single-modality ablations and baselines writes a complete report,
-and `evaluate_exported` scores the exported model again through its serving signature."""
+"""End to end: a tiny run with single-modality ablations, their late fusion and baselines writes a
+complete report, and `evaluate_exported` scores the exported model again through its serving signature."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.support.tiny import tiny_config, train_in
@@ -17,7 +19,8 @@ from training.evaluation.ablations import plan_ablations
 from training.evaluation.summary import print_summary
 from training.pipeline import evaluate_exported
 
-MODELS = {"full", "metadata-only", "text-only", "image-only", "baseline-mean", "baseline-ridge", "baseline-hgb"}
+SINGLES = {"metadata-only", "text-only", "image-only"}
+MODELS = {"full", *SINGLES, "late-fusion", "baseline-mean", "baseline-ridge", "baseline-hgb"}
 METRICS = {"rmsle", "log_rmse", "mae", "mape", "medape", "r2", "within_20pct", "n"}
 
 
@@ -49,7 +52,7 @@ def test_evaluation_json_scores_every_model_on_the_same_test_rows(run):
         assert _finite(entry["test"]), (name, entry["test"])
         assert entry["test"]["n"] == n_test, name
         assert entry["test"]["rmsle"] > 0 and 0 <= entry["test"]["within_20pct"] <= 1
-    assert {models[k]["kind"] for k in models} == {"model", "ablation", "baseline"}
+    assert {models[k]["kind"] for k in models} == {"model", "ablation", "late-fusion", "baseline"}
     assert models["image-only"]["modalities"] == ["image"]
     assert models["full"]["modalities"] == ["metadata", "text", "image"]
     # the full model's figures are the ones the pipeline put on the model card
@@ -119,6 +122,37 @@ def test_training_summary_prints_every_model(run, capsys):
     rows = {line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] in MODELS}
     assert rows == MODELS
     assert "best single modality" in out and "baseline" in out
+    assert "late-fusion" in out and "the joint model " in out and " three separate models averaged: " in out
+
+
+def test_late_fusion_averages_the_single_models_with_weights_fitted_on_valid(run):
+    doc = run["doc"]
+    models, checks = doc["models"], doc["checks"]
+    fused = models["late-fusion"]
+    weights = fused["weights"]
+    assert set(weights) == SINGLES and fused["members"] == list(weights)
+    assert all(w >= 0 for w in weights.values()) and sum(weights.values()) == pytest.approx(1.0, abs=1e-9)
+    # fitted on valid to least squared error of log price: no worse there than any one of them alone
+    assert fused["valid"]["log_rmse"] <= min(models[k]["valid"]["log_rmse"] for k in SINGLES) + 1e-9
+    gap = fused["vs_full"]
+    assert gap["rmsle_delta"] == pytest.approx(fused["test"]["rmsle"] - models["full"]["test"]["rmsle"], abs=1e-9)
+    assert gap["ci95"][0] <= gap["ci95"][1]
+    assert checks["late_fusion_rmsle"] == fused["test"]["rmsle"] and checks["late_fusion_weights"] == weights
+    assert checks["late_fusion_margin_ci95"] == gap["ci95"]
+    assert checks["beats_late_fusion"] == (gap["ci95"][0] > 0)
+    # its test predictions are the weighted average of the single models' log prices
+    run_dir = run["work"] / doc["run"]  # relative to the folder the run was started in
+    preds = pd.read_csv(run_dir / "test_predictions.csv")
+    mixed = sum(w * np.log(preds[k].to_numpy()) for k, w in weights.items())
+    np.testing.assert_allclose(np.log(preds["late-fusion"].to_numpy()), mixed, atol=1e-6)  # the csv holds float32 prices
+    # every ablation saved its valid predictions for `--resume`
+    n_valid = doc["dataset"]["splits"]["valid"]
+    for name in SINGLES:
+        saved = json.loads((run_dir / f"ablation-{name}" / "result.json").read_text())
+        assert len(saved["valid_log_pred"]) == n_valid
+    html = run["html"]
+    assert ">late-fusion<" in html and "separate models averaged: test RMSLE" in html
+    assert "weights metadata-only" in html
 
 
 def test_evaluate_exported_rescores_through_the_serving_signature(run, tmp_path):

@@ -1,4 +1,5 @@
-"""The verdicts: does the full model beat every baseline, and does each branch pull its weight?"""
+"""The verdicts: does the full model beat every baseline and its single models averaged (late
+fusion), and does each branch pull its weight?"""
 
 from __future__ import annotations
 
@@ -68,9 +69,30 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
         cis = {m: v["vs_full"]["ci95"] for m, v in loo.items() if "vs_full" in v}
         if cis:  # paired bootstrap over the test rows: does the gap stand out from the split's noise?
             out["rmsle_increase_without_ci95"] = cis
+    out.update(_late_fusion_checks(evaluation, full))
     rng = (evaluation["full"].get("interval") or {}).get("test")
     if rng:  # the price range: is its test coverage within 0.05 of its nominal level?
         out.update(range_level=rng["level"], range_coverage=rng["coverage"],
                    range_median_relative_width=rng["median_relative_width"],
                    range_coverage_ok=interval.coverage_ok(rng["coverage"], rng["level"]))
+    return out
+
+
+def _late_fusion_checks(evaluation: dict[str, dict[str, Any]], full: float) -> dict[str, Any]:
+    """Does the joint model beat its single-modality models trained apart and averaged (late fusion)?
+
+    It "beats" them when the paired bootstrap interval of the averaged models' RMSLE minus the joint
+    model's lies wholly above zero (without an interval, when the gap itself is above zero).
+    """
+    name = next((k for k, v in evaluation.items() if v.get("kind") == "late-fusion"), None)
+    if name is None:
+        return {}
+    entry = evaluation[name]
+    rmsle = entry["test"]["rmsle"]
+    out: dict[str, Any] = {"late_fusion": name, "late_fusion_rmsle": rmsle,
+                           "late_fusion_weights": dict(entry.get("weights") or {}), "late_fusion_margin": rmsle - full}
+    ci = (entry.get("vs_full") or {}).get("ci95")
+    if ci:
+        out["late_fusion_margin_ci95"] = ci
+    out["beats_late_fusion"] = bool((ci[0] if ci else rmsle - full) > 0)
     return out

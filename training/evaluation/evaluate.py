@@ -1,10 +1,11 @@
 """Evaluation that earns trust: the full model against its ablations and the baselines, on one split.
 
 `evaluate_run` is called by the training pipeline once the full model is trained: it trains the
-configured ablations (same recipe, fewer branches) and the scikit-learn baselines, scores every
-model on the test split with the same metrics, and writes `evaluation.json` and a self-contained
-`report.html`, which the exporter copies into the model's version folder. (An exported model is
-scored again on new data by `training.pipeline.evaluate_exported`.)
+configured ablations (same recipe, fewer branches), averages the single-modality ones (late fusion,
+`fusion.py`), trains the scikit-learn baselines, scores every model on the test split with the
+same metrics, and writes `evaluation.json` and a self-contained `report.html`, which the exporter
+copies into the model's version folder. (An exported model is scored again on new data by
+`training.pipeline.evaluate_exported`.)
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 from common.files import atomic_write_text
 from training.config import Config
 from training.data.table import Table
-from training.evaluation import report
+from training.evaluation import fusion, report
 from training.evaluation.ablations import fit_ablation, plan_ablations
 from training.evaluation.document import document, save_predictions, write_json
+from training.evaluation.fusion import late_fusion
 from training.evaluation.scoring import baseline_entries, predict_log, range_entry, scores
 from training.features.preprocessing import Preprocessing
 from training.model.inputs import active_modalities
@@ -45,8 +47,14 @@ def evaluate_run(cfg: Config, table: Table, pre: Preprocessing, model: Any, hist
         "history": history,
         "interval": range_entry(cfg, valid[y].to_numpy(), pred_valid, test[y].to_numpy(), pred_test)}}
     preds = {"full": pred_test}
+    valid_preds: dict[str, Any] = {}
     for name, mods in plan_ablations(cfg):
-        evaluation[name], preds[name] = fit_ablation(cfg, train, valid, test, pre, run_dir, name, mods)
+        evaluation[name], preds[name], valid_preds[name] = fit_ablation(cfg, train, valid, test, pre, run_dir, name,
+                                                                        mods)
+    fused = late_fusion(cfg, evaluation, valid_preds, preds, valid[y].to_numpy(), test[y].to_numpy())
+    if fused:  # the single-modality models, averaged: what the joint model must beat to be worth it
+        evaluation[fusion.NAME], preds[fusion.NAME] = fused
+        log.info("event=late_fusion weights=%s test_rmsle=%.4f", fused[0]["weights"], fused[0]["test"]["rmsle"])
     entries, base_preds = baseline_entries(cfg, train, valid, test)
     evaluation.update(entries)
     preds.update(base_preds)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-KIND_COLOURS = {"model": "#1f5fa8", "ablation": "#e8872b", "baseline": "#8c8c8c"}
+KIND_COLOURS = {"model": "#1f5fa8", "ablation": "#e8872b", "late-fusion": "#7b3fa0", "baseline": "#8c8c8c"}
 
 
 LINE_COLOURS = ("#e8872b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
@@ -165,7 +165,8 @@ def plot_rmsle_bars(models: dict[str, Any]) -> str:
     ax.invert_yaxis()
     ax.set_xlim(0, max(hi for _, hi in ci) * 1.18 if ci else 1)
     ax.set_xlabel("test RMSLE (lower is better)")
-    handles = [Patch(color=c, label=k) for k, c in KIND_COLOURS.items()]
+    shown = {v.get("kind", "model") for _, v in items}  # the legend names the kinds in the chart
+    handles = [Patch(color=c, label=k) for k, c in KIND_COLOURS.items() if k in shown]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(True, axis="x", alpha=0.3)
     return _png(fig)

@@ -61,6 +61,8 @@ def _figures_table(models: dict[str, Any], currency: str) -> str:
         detail = v.get("description", "")
         if v.get("params"):
             detail += " · " + ", ".join(f"{k}={_fmt_param(p)}" for k, p in v["params"].items())
+        if v.get("weights"):  # late fusion: each separate model's share of the average
+            detail += " · weights " + ", ".join(f"{k} {w:.3f}" for k, w in v["weights"].items())
         hist = v.get("history") or {}
         epochs = f"{len(hist['loss'])} (best {hist.get('best_epoch', '?')})" if hist.get("loss") else ""
         rows.append(f"<tr class='{_e(v.get('kind', ''))}'><td class='l'>{_e(name)}</td><td class='l'>{_e(v.get('kind', ''))}"
@@ -154,7 +156,7 @@ def render_html(doc: dict[str, Any], y_true: np.ndarray, preds: dict[str, np.nda
     best_baseline = min(baselines, key=baselines.__getitem__) if baselines else None
     scatter = {"full": preds["full"], **({best_baseline: preds[best_baseline]} if best_baseline else {})}
     compare = ["full", *([best_baseline] if best_baseline else [])]
-    singles = [k for k, v in models.items() if v.get("kind") == "ablation" and k in preds]
+    singles = [k for k, v in models.items() if v.get("kind") in ("ablation", "late-fusion") and k in preds]
     by_cat = doc.get("by_category")
     title = f"{doc.get('name', 'model')}: evaluation"
     model_info = doc.get("model") or {}

@@ -15,14 +15,14 @@ METRICS = (("rmsle", "RMSLE", ".4f"), ("mae", "MAE", ",.2f"), ("mape", "MAPE", "
 
 def format_table(evaluation: dict[str, Any]) -> str:
     """One line per model with a `test` entry: the test figures and the validation RMSLE."""
-    head = f"{'model':<22}{'kind':<10}{'RMSLE':>8}{'MAE':>11}{'MAPE':>8}{'MedAPE':>8}{'R2':>7}{'<=20%':>7}{'valid':>8}"
+    head = f"{'model':<22}{'kind':<12}{'RMSLE':>8}{'MAE':>11}{'MAPE':>8}{'MedAPE':>8}{'R2':>7}{'<=20%':>7}{'valid':>8}"
     lines = [head, "-" * len(head)]
     for name, entry in evaluation.items():
         m = entry.get("test") if isinstance(entry, dict) else None
         if not m:
             continue
         v = (entry.get("valid") or {}).get("rmsle")
-        lines.append(f"{name:<22}{entry.get('kind', ''):<10}{_f(m['rmsle'], '.4f'):>8}{_f(m['mae'], ',.2f'):>11}"
+        lines.append(f"{name:<22}{entry.get('kind', ''):<12}{_f(m['rmsle'], '.4f'):>8}{_f(m['mae'], ',.2f'):>11}"
                      f"{_f(m['mape'], '.3f'):>8}{_f(m['medape'], '.3f'):>8}{_f(m['r2'], '.3f'):>7}"
                      f"{_f(m['within_20pct'], '.3f'):>7}{_f(v, '.4f'):>8}")
     return "\n".join(lines)
@@ -59,6 +59,8 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
         verdict = "helps" if lo > 0 else "HURTS" if hi < 0 else "makes no clear difference"
         ci_text = f" (95% CI {_span(cis[mod])})" if mod in cis else ""
         out.append((f"the {mod} branch {verdict}: test RMSLE {_f(delta, '+.4f')} without it{ci_text}", lo > 0))
+    if "late_fusion_rmsle" in checks:
+        out.append(_late_fusion_line(checks))
     if "range_coverage" in checks:
         level, cov, ok = checks["range_level"], checks["range_coverage"], bool(checks["range_coverage_ok"])
         text = (f"the {level:.0%} price range covers {_f(cov, '.3f')} of test prices "
@@ -66,6 +68,27 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
                 f"{_f(checks.get('range_median_relative_width'), '.3f')} x the price")
         out.append((text, ok))
     return out
+
+
+def _late_fusion_line(checks: dict[str, Any]) -> tuple[str, bool]:
+    """The joint model against its single-modality models trained apart and averaged (late fusion).
+
+    It "beats" them when the paired interval of their RMSLE minus the joint model's lies wholly above
+    zero; "does NOT beat" them when wholly below (the average is better); otherwise "does not beat"
+    them, the test split telling no clear difference.
+    """
+    weights = checks.get("late_fusion_weights") or {}
+    margin, ci = checks["late_fusion_margin"], checks.get("late_fusion_margin_ci95")
+    lo, hi = ci or (margin, margin)
+    verdict = "beats" if lo > 0 else "does NOT beat" if hi < 0 else "does not beat"
+    count = {2: "two", 3: "three"}.get(len(weights), str(len(weights)))
+    mix = ", ".join(f"{k.removesuffix('-only')} {w:.2f}" for k, w in weights.items())
+    tail = "; the average is better" if hi < 0 else "" if lo > 0 else "; no clear difference"
+    ci_text = f" (95% CI {_span(ci)})" if ci else ""
+    text = (f"the joint model {verdict} {count} separate models averaged: test RMSLE "
+            f"{_f(checks.get('full_rmsle'), '.4f')} vs {_f(checks['late_fusion_rmsle'], '.4f')} (weights {mix}); "
+            f"their gap to the joint model {_f(margin, '+.4f')}{ci_text}{tail}")
+    return text, lo > 0
 
 
 def print_summary(result: dict[str, Any]) -> None:
