@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
-from pydantic.fields import FieldInfo
 
+from training.errors import UserError, describe
 
-class UserError(Exception):
-    """A problem with the user's config or data: reported as one line, exit code 2."""
+__all__ = ["Config", "DataConfig", "ModelConfig", "TrainConfig", "UserError", "from_dict", "load", "set_key"]
 
 
 class Section(BaseModel):
@@ -208,59 +207,12 @@ class Config(Section):
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str"}
-
-
-def _field(loc: tuple[int | str, ...]) -> tuple[type[BaseModel], FieldInfo | None]:
-    """The model holding the last named key of `loc`, and that key's field (None if unknown)."""
-    names = [p for p in loc if isinstance(p, str)]
-    model = SECTIONS.get(names[0], Config) if len(names) > 1 else Config
-    return model, model.model_fields.get(names[-1]) if names else None
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    """("model", "image_filters", 0) -> model.image_filters[0]"""
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-
-
-def _bounds(info: FieldInfo | None) -> str:
-    """ "between 0 and 1", "positive" or "at least 1", from a field's constraints."""
-    meta = info.metadata if info is not None else []
-    b = {k: getattr(m, k) for m in meta for k in ("ge", "gt", "le", "lt") if hasattr(m, k)}
-    lo, hi = b.get("ge", b.get("gt")), b.get("le", b.get("lt"))
-    if lo is not None and hi is not None:
-        return f"between {lo} and {hi}"
-    return "positive" if b.get("gt") == 0 else f"at least {lo}" if lo is not None else f"at most {hi}"
-
-
-def _problem(err: dict[str, Any]) -> str:
-    """What is wrong, after the key's name (or on its own for a check across keys)."""
-    kind, loc, value = err["type"], tuple(err["loc"]), err["input"]
-    model, info = _field(loc)
-    if kind == "extra_forbidden":
-        known = sorted(set(model.model_fields) - set(SECTIONS))
-        return f"unknown key '{_where(loc)}' (known: {', '.join(known)})"
-    if kind == "model_type":
-        return f"[{_where(loc)}] must be a table"
-    if kind == "value_error":  # a check across keys: its message names them
-        return str(err["ctx"]["error"])
-    if kind == "literal_error" and info is not None:
-        return f"{_where(loc)} must be one of {', '.join(sorted(get_args(info.annotation)))}, got {value!r}"
-    if kind == "list_type":
-        return f"{_where(loc)} must be a list, got {type(value).__name__}"
-    if kind in TYPE_NAMES:
-        return f"{_where(loc)} must be {TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{_where(loc)} must be {_bounds(info)}, got {value!r}"
-    return f"{_where(loc)}: {err['msg']}"
-
-
 def from_dict(raw: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a parsed config; resolve relative data paths against `base`."""
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as e:
-        raise UserError(f"config: {_problem(e.errors(include_url=False)[0])}") from None
+        raise UserError(f"config: {describe(e.errors(include_url=False)[0], Config, SECTIONS)}") from None
     if base is not None:
         for key in ("table", "images", "shards"):
             if key == "table" or getattr(cfg.data, key):  # an empty images or shards stays empty
