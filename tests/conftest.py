@@ -25,7 +25,6 @@ __all__ = ["ROOT", "SYNTHETIC_CONFIG", "tiny_config"]  # still imported from her
 SLOW_FIXTURES = {
     # train a model
     "tiny_trained": "tests/conftest.py: the tiny model, trained and exported once a session",
-    "small_dataset": "tests/distributed/conftest.py: only the two-worker training runs use it",
     "run": "tests/integration/test_evaluate.py: the tiny model with ablations and baselines",
     "trained": "tests/model/test_behaviour.py: a 10-epoch model on 3,000 listings",
     # start a server
