@@ -22,8 +22,18 @@ def test_cluster_shape_makes_worker_zero_chief_without_a_chief_task():
 
 def test_cluster_shape_with_a_chief_task_counts_it_as_a_worker():
     cluster = {"chief": ["a:1"], "worker": ["b:2"]}
-    assert distributed.cluster_shape({"cluster": cluster, "task": {"type": "chief", "index": 0}}) == ("chief", 0, 2, True)
-    assert distributed.cluster_shape({"cluster": cluster, "task": {"type": "worker", "index": 0}}) == ("worker", 0, 2, False)
+    assert distributed.cluster_shape({"cluster": cluster, "task": {"type": "chief", "index": 0}}) == (
+        "chief",
+        0,
+        2,
+        True,
+    )
+    assert distributed.cluster_shape({"cluster": cluster, "task": {"type": "worker", "index": 0}}) == (
+        "worker",
+        0,
+        2,
+        False,
+    )
 
 
 def test_multi_worker_without_tf_config_is_a_one_line_user_error(monkeypatch):
@@ -59,8 +69,11 @@ def test_a_restarted_worker_takes_over_its_scratch_folder_instead_of_leaking_one
         (made[0] / "history.csv").write_text("epoch,loss\n0,1.0\n")  # what the killed process left
         made.append(worker.scratch("full", tmp_path / "run-a"))
         assert made[1] == made[0] and made[1].is_dir() and not any(made[1].iterdir())
-        made += [worker.scratch("full", tmp_path / "run-b"), worker.scratch("no-image", tmp_path / "run-a"),
-                 other.scratch("full", tmp_path / "run-a")]
+        made += [
+            worker.scratch("full", tmp_path / "run-b"),
+            worker.scratch("no-image", tmp_path / "run-a"),
+            other.scratch("full", tmp_path / "run-a"),
+        ]
         assert len(set(made)) == 4
     finally:
         for path in made:

@@ -37,9 +37,27 @@ def test_two_workers_reading_shards_match_one_process_rmsle(small_dataset, tmp_p
     args = train_args(sets + [f"data.shards={str(manifest)!r}"], "--run-dir", str(two / "runs" / "job"))
     logs = two / "logs"
     started = time.time()
-    launched = subprocess.run([sys.executable, "-m", "training", "launch", "--workers", "2", "--max-restarts", "0",
-                               "--log-dir", str(logs), "--", *args], cwd=two, env=worker_env(),
-                              capture_output=True, text=True, timeout=600)
+    launched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "launch",
+            "--workers",
+            "2",
+            "--max-restarts",
+            "0",
+            "--log-dir",
+            str(logs),
+            "--",
+            *args,
+        ],
+        cwd=two,
+        env=worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     w0, w1 = ((logs / f"worker-{i}.log").read_text() for i in range(2))
     assert launched.returncode == 0, launched.stderr + w0[-3000:] + w1[-3000:]
     assert "event=strategy kind=multi-worker task=worker-1 workers=2 replicas=2 chief=False" in w1
@@ -72,8 +90,7 @@ def test_worker_killed_mid_epoch_and_restarted_lets_the_job_finish(small_dataset
 
     def start(i: int) -> subprocess.Popen:
         incarnations[i] += 1
-        return start_worker(configs[i], args, tmp_path, tmp_path / f"worker-{i}-{incarnations[i]}.log",
-                            tmpdir=scratch)
+        return start_worker(configs[i], args, tmp_path, tmp_path / f"worker-{i}-{incarnations[i]}.log", tmpdir=scratch)
 
     scratch = tmp_path / "tmp"  # the workers' temporary folders: none may be left behind
     scratch.mkdir()

@@ -20,8 +20,10 @@ def test_ridge_warm_start_beats_the_mean_and_freezes_the_wide_layers(tiny_datase
     y = np.log(valid["price"].to_numpy())
     mean_rmsle = float(np.sqrt(np.mean((y - np.log(train["price"]).mean()) ** 2)))
     assert chosen["valid_log_rmse"] < 0.8 * mean_rmsle
-    wide = [model.get_layer("metadata_encoder").get_layer("condition_wide"),
-            model.get_layer("text_encoder").get_layer("description_wide")]
+    wide = [
+        model.get_layer("metadata_encoder").get_layer("condition_wide"),
+        model.get_layer("text_encoder").get_layer("description_wide"),
+    ]
     for layer in wide:
         assert not layer.trainable and np.abs(layer.get_weights()[0]).sum() > 0
     vocab = model.get_layer("metadata_encoder").get_layer("condition_lookup").get_vocabulary()
