@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.server import ServiceProcess
-from tests.support.tiny import ROOT, SYNTHETIC_CONFIG, generate_tiny, tiny_config, train_in
-
-__all__ = ["ROOT", "SYNTHETIC_CONFIG", "tiny_config"]  # still imported from here by tests/unit/test_data.py
+from tests.support.tiny import generate_tiny, tiny_config, train_in
 
 # The fixtures that train a model or start a server (a process, a uvicorn thread or a browser),
 # wherever they are defined: a test that uses one, directly or through another fixture, is

@@ -13,7 +13,8 @@ import zlib
 from typing import Any
 
 import pytest
-from service_testkit import GOOD_ITEM, image_bytes, install_version, make_settings
+
+from tests.support.service_testkit import GOOD_ITEM, image_bytes, install_version, make_settings
 
 
 def b64(data: bytes) -> str:

@@ -9,9 +9,8 @@ import json
 import logging
 from pathlib import Path
 
-from service_testkit import GOOD_ITEM, image_bytes, install_version, make_settings, with_blocks
-
 from service.model import read_card
+from tests.support.service_testkit import GOOD_ITEM, image_bytes, install_version, make_settings, with_blocks
 
 BEFORE_COMMON = Path(__file__).resolve().parents[1] / "unit" / "model_card_before_common.json"
 

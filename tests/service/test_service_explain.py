@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from service_testkit import (
+
+from service.main import create_app
+from tests.support.service_testkit import (
     EXPLAIN_BLOCK,
     GOOD_ITEM,
     INTERVAL_BLOCK,
@@ -26,8 +28,6 @@ from service_testkit import (
     wait_ready,
     with_blocks,
 )
-
-from service.main import create_app
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
-from service_testkit import image_bytes
 
 from service.images import ImageError, decode_base64_image, prepare_image
+from tests.support.service_testkit import image_bytes
 
 LIMITS = {"max_bytes": 1_000_000, "max_pixels": 1_000_000}
 

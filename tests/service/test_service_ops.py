@@ -8,15 +8,15 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from service_testkit import (
+
+from service.main import create_app
+from tests.support.service_testkit import (
     GOOD_ITEM,
     image_bytes,
     install_version,
     make_settings,
     wait_ready,
 )
-
-from service.main import create_app
 
 KEY = "s3cret-key-123"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_testkit import LiveServer, image_bytes, install_version, make_settings, with_blocks
+
+from tests.support.service_testkit import LiveServer, image_bytes, install_version, make_settings, with_blocks
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

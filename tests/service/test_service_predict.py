@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from service_testkit import GOOD_ITEM, image_bytes, install_version, make_settings
 
 from service.images import prepare_image
+from tests.support.service_testkit import GOOD_ITEM, image_bytes, install_version, make_settings
 
 
 @pytest.fixture(scope="module")

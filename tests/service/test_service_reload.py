@@ -10,15 +10,14 @@ import shutil
 import threading
 from pathlib import Path
 
-from service_testkit import (
+from service.registry import list_versions
+from tests.support.service_testkit import (
     GOOD_ITEM,
     image_bytes,
     install_version,
     make_settings,
     wait_until,
 )
-
-from service.registry import list_versions
 
 ITEM = {**GOOD_ITEM, "image": base64.b64encode(image_bytes("JPEG")).decode()}
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from service_testkit import make_settings, wait_ready
 
 from service.main import create_app
+from tests.support.service_testkit import make_settings, wait_ready
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.conftest import tiny_config
+from tests.support.tiny import tiny_config
 from training.config import UserError
 from training.data.table import hash_split, load_table, read_table
 
