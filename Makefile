@@ -17,7 +17,6 @@ SOAK_SECONDS ?= 300
 SHARDS ?= 8
 WORKERS ?= 2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help venv lock data train predict evaluate test lint format clean serve browser-deps docker-build docker-run container-test container-tools container-model bench fuzz soak audit shards train-workers test-distributed
 
@@ -71,7 +70,8 @@ predict: $(VENV)/.installed  ## MODEL=models/price INPUT=items.csv OUTPUT=predic
 evaluate: $(VENV)/.installed  ## MODEL=models/price/1 CONFIG=...: score an exported model, write its report
 	$(PY) -m training evaluate --model $(MODEL) --config $(CONFIG)
 
-test: $(VENV)/.installed browser-deps  ## the test suite, but for the two-worker runs (make test-distributed)
+test: $(VENV)/.installed browser-deps  ## make lint, then the test suite but for the two-worker runs (make test-distributed)
+	@$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q tests --ignore=tests/distributed/test_multi_worker.py
 
 test-distributed: $(VENV)/.installed  ## two training workers on 127.0.0.1 vs one process; a worker killed and restarted
