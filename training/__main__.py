@@ -20,8 +20,12 @@ DEFAULT_CONFIG = "training/configs/synthetic.toml"
 
 
 def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s level=%(levelname)s %(name)s %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s level=%(levelname)s %(name)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
@@ -34,9 +38,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default=DEFAULT_CONFIG)
     t.add_argument("--resume", action="store_true", help="continue the newest unfinished run")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
-    t.add_argument("--strategy", choices=("default", "mirrored", "multi-worker"),
-                   help="distribution strategy (default: train.strategy); multi-worker reads TF_CONFIG")
-    t.add_argument("--run-dir", help="run folder (multi-worker: shared by all workers; default runs/<name>/job-<cluster hash>)")
+    t.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        help="distribution strategy (default: train.strategy); multi-worker reads TF_CONFIG",
+    )
+    t.add_argument(
+        "--run-dir", help="run folder (multi-worker: shared by all workers; default runs/<name>/job-<cluster hash>)"
+    )
     sh = sub.add_parser("shards", help="write the table and its photos as TFRecord shards + manifest.json")
     sh.add_argument("--config", default=DEFAULT_CONFIG)
     sh.add_argument("--shards", type=int, default=8, help="files per split")
@@ -120,7 +129,12 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "train": _train, "shards": _shards, "launch": _launch, "predict": _predict, "evaluate": _evaluate}
+    "train": _train,
+    "shards": _shards,
+    "launch": _launch,
+    "predict": _predict,
+    "evaluate": _evaluate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,8 +113,10 @@ class ModelConfig(Section):
     @model_validator(mode="after")
     def _frozen_features_are_not_augmented(self) -> ModelConfig:
         if self.image_encoder != "scratch" and self.image_trainable_blocks == 0 and self.image_augment:
-            raise ValueError("model.image_augment needs model.image_trainable_blocks > 0 with a pretrained "
-                             "model.image_encoder (a frozen encoder's features are computed once per photo)")
+            raise ValueError(
+                "model.image_augment needs model.image_trainable_blocks > 0 with a pretrained "
+                "model.image_encoder (a frozen encoder's features are computed once per photo)"
+            )
         return self
 
 
@@ -207,6 +209,8 @@ class Config(Section):
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
 def from_dict(raw: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a parsed config; resolve relative data paths against `base`."""
     try:

@@ -15,8 +15,9 @@ class UserError(Exception):
 TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str"}
 
 
-def _field(loc: tuple[int | str, ...], root: type[BaseModel], sections: dict[str, type[BaseModel]]
-           ) -> tuple[type[BaseModel], FieldInfo | None]:
+def _field(
+    loc: tuple[int | str, ...], root: type[BaseModel], sections: dict[str, type[BaseModel]]
+) -> tuple[type[BaseModel], FieldInfo | None]:
     """The model holding the last named key of `loc`, and that key's field (None if unknown)."""
     names = [p for p in loc if isinstance(p, str)]
     model = sections.get(names[0], root) if len(names) > 1 else root

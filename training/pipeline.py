@@ -69,12 +69,19 @@ def train_and_export(cfg: Config, resume: bool = False, run_dir: str | Path | No
     else:
         table = load_table(cfg)
     train, valid, test = (table.part(s) for s in ("train", "valid", "test"))
-    log.info("event=data rows=%d train=%d valid=%d test=%d skipped=%s", len(table.frame), len(train), len(valid),
-             len(test), json.dumps(table.dropped))
+    log.info(
+        "event=data rows=%d train=%d valid=%d test=%d skipped=%s",
+        len(table.frame),
+        len(train),
+        len(valid),
+        len(test),
+        json.dumps(table.dropped),
+    )
     if len(valid) == 0 or len(test) == 0:
         raise UserError("data: the valid and test splits must not be empty")
-    run_dir = Path(run_dir) if run_dir is not None else job_run_dir(cfg.name) if cl.multi_worker else run_dir_for(
-        cfg, resume)
+    run_dir = (
+        Path(run_dir) if run_dir is not None else job_run_dir(cfg.name) if cl.multi_worker else run_dir_for(cfg, resume)
+    )
     if cl.multi_worker and cfg.train.ablations != "none":
         log.info("event=ablations_skipped reason=multi_worker ablations=%s", cfg.train.ablations)
         cfg.train.ablations = "none"
@@ -99,8 +106,15 @@ def _photo_features(cfg: Config, table: Table, run_dir: Path, shards: tuple[dict
     return attach_photo_features(cfg, table, run_dir / "cache")
 
 
-def _train_evaluate_export(cfg: Config, table: Table, pre: Any, run_dir: Path, started: float,
-                           shards: tuple[dict, Path] | None = None, photo_cost: dict | None = None) -> dict[str, Any]:
+def _train_evaluate_export(
+    cfg: Config,
+    table: Table,
+    pre: Any,
+    run_dir: Path,
+    started: float,
+    shards: tuple[dict, Path] | None = None,
+    photo_cost: dict | None = None,
+) -> dict[str, Any]:
     train, valid = table.part("train"), table.part("valid")
     model, history = fit(cfg, train, valid, pre, run_dir / "full", shards=shards)
     if photo_cost:
@@ -112,16 +126,27 @@ def _train_evaluate_export(cfg: Config, table: Table, pre: Any, run_dir: Path, s
     evaluation, extra = evaluate_run(cfg, table, pre, model, history, run_dir, work)
     metrics, price_range = evaluation["full"]["test"], evaluation["full"]["interval"]
     rng = price_range["test"]
-    log.info("event=price_range level=%s test_coverage=%.3f median_relative_width=%.3f calibration_rows=%d",
-             rng["level"], rng["coverage"], rng["median_relative_width"], price_range["calibration"]["n"])
+    log.info(
+        "event=price_range level=%s test_coverage=%.3f median_relative_width=%.3f calibration_rows=%d",
+        rng["level"],
+        rng["coverage"],
+        rng["median_relative_width"],
+        price_range["calibration"]["n"],
+    )
     serving = serving_model(cfg, model)
     card = build_card(cfg, pre, table, metrics, price_range, history, run_dir, extra)
     out = exporter.export(cfg, serving, card, extra)
     (run_dir / "DONE").write_text(str(out))
     seconds = time.time() - started
     log.info("event=exported path=%s seconds=%.0f", out, seconds)
-    return {"path": out, "metrics": metrics, "evaluation": evaluation, "seconds": seconds, "model": model,
-            "preprocessing": pre}
+    return {
+        "path": out,
+        "metrics": metrics,
+        "evaluation": evaluation,
+        "seconds": seconds,
+        "model": model,
+        "preprocessing": pre,
+    }
 
 
 def evaluate_exported(model_path: str | Path, cfg: Config) -> dict[str, Any]:
@@ -150,19 +175,33 @@ def evaluate_exported(model_path: str | Path, cfg: Config) -> dict[str, Any]:
         evaluation.update(entries)
         preds.update(base_preds)
     doc = document(cfg, table, evaluation, preds, test, source="evaluate", seconds=time.time() - started)
-    doc["model"] = {"path": str(version), "name": card.get("name"), "version": card.get("version"),
-                    "created": card.get("created"), "trained_on": card.get("dataset")}
+    doc["model"] = {
+        "path": str(version),
+        "name": card.get("name"),
+        "version": card.get("version"),
+        "created": card.get("created"),
+        "trained_on": card.get("dataset"),
+    }
     if previous.get("source") == "train":  # the training run's evaluation is kept, once
         for name, keep in (("evaluation.json", "evaluation-train.json"), ("report.html", "report-train.html")):
             if (version / name).exists() and not (version / keep).exists():
                 shutil.copyfile(version / name, version / keep)
     write_json(version / "evaluation.json", doc)
     atomic_write_text(version / "report.html", report.render_html(doc, y, preds))
-    update_card(version, report="report.html", evaluation="evaluation.json",
-                last_evaluation=_last_evaluation(cfg, doc, evaluation["full"]))
+    update_card(
+        version,
+        report="report.html",
+        evaluation="evaluation.json",
+        last_evaluation=_last_evaluation(cfg, doc, evaluation["full"]),
+    )
     for name, entry in evaluation.items():
-        log.info("event=evaluated model=%s test_rmsle=%.4f mape=%.3f r2=%.3f", name, entry["test"]["rmsle"],
-                 entry["test"]["mape"], entry["test"]["r2"])
+        log.info(
+            "event=evaluated model=%s test_rmsle=%.4f mape=%.3f r2=%.3f",
+            name,
+            entry["test"]["rmsle"],
+            entry["test"]["mape"],
+            entry["test"]["r2"],
+        )
     seconds = time.time() - started
     log.info("event=report path=%s seconds=%.0f", version / "report.html", seconds)
     return {"path": version, "metrics": evaluation["full"]["test"], "evaluation": evaluation, "seconds": seconds}
@@ -180,13 +219,18 @@ def _exported(model_path: str | Path) -> tuple[Path, dict[str, Any]]:
     return version, json.loads(card_path.read_text())
 
 
-def _exported_entry(version: Path, card: dict[str, Any], previous: dict[str, Any], y: np.ndarray,
-                    pred_test: np.ndarray) -> dict[str, Any]:
+def _exported_entry(
+    version: Path, card: dict[str, Any], previous: dict[str, Any], y: np.ndarray, pred_test: np.ndarray
+) -> dict[str, Any]:
     """The exported model's evaluation entry; its stored range, checked on the new rows."""
     before = previous.get("models", {}).get("full", {})
-    entry: dict[str, Any] = {"kind": "model", "modalities": before.get("modalities", []),
-                             "description": f"exported model {version}", "test": scores(y, pred_test),
-                             "history": before.get("history", {})}
+    entry: dict[str, Any] = {
+        "kind": "model",
+        "modalities": before.get("modalities", []),
+        "description": f"exported model {version}",
+        "test": scores(y, pred_test),
+        "history": before.get("history", {}),
+    }
     if card.get("metrics", {}).get("test"):
         entry["test_at_export"] = card["metrics"]["test"]
     if isinstance(card.get("interval"), dict) and card["interval"].get("quantiles"):
@@ -206,14 +250,19 @@ def _last_evaluation(cfg: Config, doc: dict[str, Any], full: dict[str, Any]) -> 
 def _check_inputs(card: dict[str, Any], cfg: Config) -> None:
     """The config must provide every input the model takes, in the same role."""
     d = cfg.data
-    roles = {**{c: "categorical" for c in d.categorical}, **{c: "numeric" for c in d.numeric},
-             **{c: "text" for c in d.text}, **({d.image: "image"} if d.image else {})}
+    roles = {
+        **{c: "categorical" for c in d.categorical},
+        **{c: "numeric" for c in d.numeric},
+        **{c: "text" for c in d.text},
+        **({d.image: "image"} if d.image else {}),
+    }
     missing = [f["name"] for f in card.get("inputs", []) if f["name"] not in roles]
     if missing:
-        raise UserError(f"evaluate: the model takes {', '.join(missing)}, which config {cfg.source or ''} does not name")
+        raise UserError(
+            f"evaluate: the model takes {', '.join(missing)}, which config {cfg.source or ''} does not name"
+        )
     kind = {"numeric": "number", "image": "image"}
-    clash = [f["name"] for f in card["inputs"]
-             if kind.get(f["role"], "string") != kind.get(roles[f["name"]], "string")]
+    clash = [f["name"] for f in card["inputs"] if kind.get(f["role"], "string") != kind.get(roles[f["name"]], "string")]
     if clash:
         raise UserError(f"evaluate: column(s) {', '.join(clash)} have another role in the model than in the config")
     if card.get("target") and card["target"] != d.target:

@@ -32,9 +32,14 @@ def run(tiny_dataset, tmp_path_factory):
     cfg.train.baselines = True
     result = train_in(work, cfg)
     version = Path(result["path"])
-    return {"cfg": cfg, "result": result, "version": version, "work": work,
-            "doc": json.loads((version / "evaluation.json").read_text()),
-            "html": (version / "report.html").read_text()}
+    return {
+        "cfg": cfg,
+        "result": result,
+        "version": version,
+        "work": work,
+        "doc": json.loads((version / "evaluation.json").read_text()),
+        "html": (version / "report.html").read_text(),
+    }
 
 
 def _finite(m: dict) -> bool:
@@ -144,7 +149,9 @@ def test_late_fusion_averages_the_single_models_with_weights_fitted_on_valid(run
     run_dir = run["work"] / doc["run"]  # relative to the folder the run was started in
     preds = pd.read_csv(run_dir / "test_predictions.csv")
     mixed = sum(w * np.log(preds[k].to_numpy()) for k, w in weights.items())
-    np.testing.assert_allclose(np.log(preds["late-fusion"].to_numpy()), mixed, atol=1e-6)  # the csv holds float32 prices
+    np.testing.assert_allclose(
+        np.log(preds["late-fusion"].to_numpy()), mixed, atol=1e-6
+    )  # the csv holds float32 prices
     # every ablation saved its valid predictions for `--resume`
     n_valid = doc["dataset"]["splits"]["valid"]
     for name in SINGLES:

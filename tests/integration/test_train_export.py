@@ -93,8 +93,9 @@ def test_make_predict_writes_a_price_per_row(tiny_trained, tiny_model_dir, tmp_p
     cfg = tiny_trained["config"]
     table = Path(cfg.data.table)
     out = tmp_path / "predictions.csv"
-    proc = run_module("training", "predict", "--model", str(tiny_model_dir), "--input", str(table),
-                      "--output", str(out))
+    proc = run_module(
+        "training", "predict", "--model", str(tiny_model_dir), "--input", str(table), "--output", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # a quiet start: no native TensorFlow lines, no log noise
     pred = pd.read_csv(out)
@@ -112,8 +113,11 @@ def test_make_predict_writes_a_price_per_row(tiny_trained, tiny_model_dir, tmp_p
     ],
 )
 def test_predict_errors_are_one_line(tiny_trained, tiny_model_dir, tmp_path, args, message):
-    base = {"--model": str(tiny_model_dir), "--input": tiny_trained["config"].data.table,
-            "--output": str(tmp_path / "p.csv")}
+    base = {
+        "--model": str(tiny_model_dir),
+        "--input": tiny_trained["config"].data.table,
+        "--output": str(tmp_path / "p.csv"),
+    }
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     argv = [x for kv in base.items() for x in kv]
     proc = run_module("training", "predict", *argv)
@@ -150,3 +154,39 @@ def test_the_small_data_recipe_exports_with_the_same_prices_as_in_memory(tiny_da
     np.testing.assert_allclose(served, in_memory, rtol=1e-5)
     again = tf.saved_model.load(str(result["path"])).signatures["serving_default"](**batch)["price"].numpy()
     np.testing.assert_array_equal(served, again)  # no random augmentation in the served model
+
+
+@pytest.mark.slow  # trains in the test
+def test_the_pretrained_encoder_is_served_with_the_features_it_was_trained_on(tiny_dataset, tmp_path):
+    """The parity test for a frozen pretrained encoder: the training model was fed features that the
+    feature pass computed once per photo; the SavedModel computes them itself from the request's
+    bytes (decode, resize, the same backbone). Both must give the same price."""
+    from training.evaluation.scoring import predict_log
+    from training.features.photo import attach_photo_features
+
+    cfg = tiny_config(tiny_dataset, tmp_path / "models")
+    cfg.model.image_encoder, cfg.model.image_size = "efficientnet_lite0", 64
+    result = train_in(tmp_path, cfg)
+    card = json.loads((Path(result["path"]) / "model_card.json").read_text())
+    image = next(f for f in card["inputs"] if f["role"] == "image")
+    assert image["encoder"] == "efficientnet_lite0" and image["image_size"] == [64, 64]
+    assert card["training"]["photo_features"]["photos"] == len(load_table(cfg).frame)
+    assert result["model"].input[cfg.data.image].shape[1:] == (1280,)  # fed features, not pixels
+    table = load_table(cfg)
+    attach_photo_features(cfg, table, tmp_path / "features")
+    test = table.part("test").head(16)
+    trained_on = np.exp(predict_log(result["model"], cfg, test))
+    served = tf.saved_model.load(str(result["path"])).signatures["serving_default"](**_raw_batch(cfg, test))["price"]
+    np.testing.assert_allclose(served.numpy(), trained_on, rtol=1e-4)
+    assert not (tmp_path / card["training"]["run"] / "cache").exists()  # the run's feature cache is gone
+
+
+def test_the_scratch_encoder_is_served_with_the_pixels_it_was_trained_on(tiny_trained):
+    """The same check for the scratch CNN: the input pipeline's decoded photos and the SavedModel's."""
+    from training.evaluation.scoring import predict_log
+
+    cfg, result = tiny_trained["config"], tiny_trained["result"]
+    test = load_table(cfg).part("test").head(16)
+    trained_on = np.exp(predict_log(result["model"], cfg, test))
+    served = tf.saved_model.load(str(result["path"])).signatures["serving_default"](**_raw_batch(cfg, test))["price"]
+    np.testing.assert_allclose(served.numpy(), trained_on, rtol=1e-5)

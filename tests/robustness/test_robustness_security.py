@@ -142,8 +142,11 @@ def test_the_one_pickle_reader_allows_only_its_list_of_globals() -> None:
     the Unpickler with a find_class that refuses every global outside its allow-list (tested on a
     hostile pickle in tests/unit/test_pretrained_weights.py), and it checks a pinned sha256 first."""
     tree = ast.parse((ROOT / RESTRICTED_UNPICKLER).read_text())
-    unpicklers = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)
-                  and any(ast.unparse(b) == "pickle.Unpickler" for b in n.bases)]
+    unpicklers = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ClassDef) and any(ast.unparse(b) == "pickle.Unpickler" for b in n.bases)
+    ]
     assert len(unpicklers) == 1
     methods = {f.name for f in unpicklers[0].body if isinstance(f, ast.FunctionDef)}
     assert "find_class" in methods

@@ -180,9 +180,7 @@ def test_model_card_and_openapi_show_range_and_contributions(explained_client) -
     assert "PriceRangeOut" in document["components"]["schemas"] and "Contributions" in document["components"]["schemas"]
 
 
-def test_an_older_card_without_the_blocks_still_serves_without_them(
-    exported, tmp_path, start_client, caplog
-) -> None:
+def test_an_older_card_without_the_blocks_still_serves_without_them(exported, tmp_path, start_client, caplog) -> None:
     model_dir = tmp_path / "price"
     install_version(exported["v1"], model_dir, 1)  # the card as the contract first described it
     with caplog.at_level(logging.WARNING, logger="service.registry"):
@@ -212,7 +210,9 @@ def test_a_broken_block_turns_only_that_feature_off(exported, tmp_path, start_cl
     assert "contributions" not in body and body["range"]["level"] == 0.8
 
     other = tmp_path / "other"
-    install_version(exported["v1"], other, 1, edit=with_blocks({"level": 0.8, "quantiles": {"0.8": [0.3, -0.3]}}, EXPLAIN_BLOCK))
+    install_version(
+        exported["v1"], other, 1, edit=with_blocks({"level": 0.8, "quantiles": {"0.8": [0.3, -0.3]}}, EXPLAIN_BLOCK)
+    )
     with caplog.at_level(logging.WARNING, logger="service.registry"):
         client = start_client(make_settings(other))
     assert any("event=range_disabled version=1" in r.getMessage() for r in caplog.records), caplog.text
@@ -237,11 +237,16 @@ def test_trained_model_answers_with_its_calibrated_range_and_contributions(tiny_
     roles = {i["name"]: i["role"] for i in card["inputs"]}
     raws = []
     for record in records:
-        raws.append({
-            name: float(record[name]) if role == "numeric"
-            else (tiny_dataset.parent / record[name]).read_bytes() if role == "image" else record[name]
-            for name, role in roles.items()
-        })
+        raws.append(
+            {
+                name: float(record[name])
+                if role == "numeric"
+                else (tiny_dataset.parent / record[name]).read_bytes()
+                if role == "image"
+                else record[name]
+                for name, role in roles.items()
+            }
+        )
     with TestClient(create_app(make_settings(tiny_model_dir))) as client:
         wait_ready(client)
         response = client.post("/v1/predict/batch", json={"items": [as_json(r) for r in raws]})

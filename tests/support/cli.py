@@ -20,8 +20,14 @@ def newcomer_env(**extra: str) -> dict[str, str]:
 
 def run_module(module: str, *args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
     """`python -m module args...` in a newcomer's environment, output captured as text."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=newcomer_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=newcomer_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def only_line(stderr: str) -> str:

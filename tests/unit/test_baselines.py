@@ -37,8 +37,9 @@ def _table(n: int, seed: int, noise: float = 0.0) -> pd.DataFrame:
     log_price = 3 + np.vectorize(BRANDS.get)(brand) + np.vectorize(MATERIALS.get)(material) - 0.01 * age
     log_price = log_price + rng.normal(0, noise, n) if noise else log_price
     title = [f"{m} jacket by {b}" for b, m in zip(brand, material, strict=True)]
-    return pd.DataFrame({"id": [str(i) for i in range(n)], "brand": brand, "age": age, "title": title,
-                         "price": np.exp(log_price)})
+    return pd.DataFrame(
+        {"id": [str(i) for i in range(n)], "brand": brand, "age": age, "title": title, "price": np.exp(log_price)}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,10 @@ def test_hgb_learns_categories_text_and_numbers(split):
     assert {(g["svd_dims"], g["max_leaf_nodes"]) for g in b.grid} == {(4, 7), (4, 15), (8, 7), (8, 15)}
     best = min(b.grid, key=lambda g: g["valid_log_rmse"])
     assert (b.params["svd_dims"], b.params["max_leaf_nodes"], b.params["rounds"]) == (
-        best["svd_dims"], best["max_leaf_nodes"], best["rounds"])
+        best["svd_dims"],
+        best["max_leaf_nodes"],
+        best["rounds"],
+    )
     assert b.valid_log_rmse == pytest.approx(best["valid_log_rmse"])
     # the kept round is the best on valid, so predicting valid again reproduces that score
     assert rmse(b.predict_log(valid), log_target(cfg, valid)) == pytest.approx(b.valid_log_rmse)
@@ -97,11 +101,13 @@ def test_baselines_handle_unseen_categories_missing_numbers_and_many_brands():
     rng = np.random.default_rng(3)
     n = 600
     brand = [f"brand{i}" for i in rng.integers(0, 400, n)]  # more brands than HGB's 255 bins
-    train = pd.DataFrame({"brand": brand, "age": rng.uniform(0, 50, n), "title": ["plain shirt"] * n,
-                          "price": rng.uniform(5, 50, n)})
+    train = pd.DataFrame(
+        {"brand": brand, "age": rng.uniform(0, 50, n), "title": ["plain shirt"] * n, "price": rng.uniform(5, 50, n)}
+    )
     train.loc[::7, "age"] = np.nan
-    odd = pd.DataFrame({"brand": ["unheard of", "brand1"], "age": [np.nan, 1e6], "title": ["", "zzz unseen"],
-                        "price": [10.0, 10.0]})
+    odd = pd.DataFrame(
+        {"brand": ["unheard of", "brand1"], "age": [np.nan, 1e6], "title": ["", "zzz unseen"], "price": [10.0, 10.0]}
+    )
     fitted = fit_baselines(_cfg(), train.iloc[:500], train.iloc[500:])
     assert set(fitted) == {"mean", "ridge", "hgb"}
     for b in fitted.values():

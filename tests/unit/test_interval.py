@@ -36,7 +36,12 @@ def test_calibrate_writes_every_level_and_widens_to_hold_the_point_estimate():
         assert q_low == 0.0 < q_high  # widened down to the prediction itself
     assert "too_few_rows_for" not in block
     assert list(interval.calibrate(np.ones(50), np.zeros(50), level=0.7)["quantiles"]) == [
-        "0.5", "0.7", "0.8", "0.9", "0.95"]
+        "0.5",
+        "0.7",
+        "0.8",
+        "0.9",
+        "0.95",
+    ]
     with pytest.raises(ValueError, match="strictly between"):
         interval.calibrate(np.ones(5), np.zeros(5), level=1.0)
 

@@ -37,7 +37,16 @@ def test_metrics_match_hand_computed_values():
 def test_perfect_predictions_score_perfectly():
     y = np.array([3.5, 12.0, 99.0, 250.0])
     m = price_metrics(y, y.copy())
-    assert m == {"rmsle": 0.0, "log_rmse": 0.0, "mae": 0.0, "mape": 0.0, "medape": 0.0, "r2": 1.0, "within_20pct": 1.0, "n": 4}
+    assert m == {
+        "rmsle": 0.0,
+        "log_rmse": 0.0,
+        "mae": 0.0,
+        "mape": 0.0,
+        "medape": 0.0,
+        "r2": 1.0,
+        "within_20pct": 1.0,
+        "n": 4,
+    }
 
 
 def test_log_rmse_is_symmetric_in_ratio_and_mape_is_not():
@@ -71,13 +80,25 @@ def test_a_branch_helps_only_when_its_interval_clears_zero():
     """The verdict follows the paired bootstrap interval, not the point difference alone."""
     from training.evaluation.summary import format_checks
 
-    lines = dict((text.split(":")[0], ok) for text, ok in format_checks(
-        {"full_rmsle": 0.177,
-         "rmsle_increase_without": {"image": 0.0004, "text": 0.0673, "metadata": -0.01},
-         "rmsle_increase_without_ci95": {"image": [-0.0009, 0.0015], "text": [0.05, 0.08],
-                                         "metadata": [-0.02, -0.001]}}))
-    assert lines == {"the image branch makes no clear difference": False, "the text branch helps": True,
-                     "the metadata branch HURTS": False}
+    lines = dict(
+        (text.split(":")[0], ok)
+        for text, ok in format_checks(
+            {
+                "full_rmsle": 0.177,
+                "rmsle_increase_without": {"image": 0.0004, "text": 0.0673, "metadata": -0.01},
+                "rmsle_increase_without_ci95": {
+                    "image": [-0.0009, 0.0015],
+                    "text": [0.05, 0.08],
+                    "metadata": [-0.02, -0.001],
+                },
+            }
+        )
+    )
+    assert lines == {
+        "the image branch makes no clear difference": False,
+        "the text branch helps": True,
+        "the metadata branch HURTS": False,
+    }
 
 
 def test_bootstrap_sees_a_real_gap_and_not_a_tiny_one():
@@ -90,7 +111,7 @@ def test_bootstrap_sees_a_real_gap_and_not_a_tiny_one():
     err = rng.normal(0, 0.2, 300)
     preds = {"full": y + err, "worse": y + 1.1 * err, "same": y + err + rng.normal(0, 1e-3, 300)}
     b = bootstrap_rmsle(y, preds, reference="full", n_boot=500)
-    full = float(np.sqrt(np.mean(err ** 2)))
+    full = float(np.sqrt(np.mean(err**2)))
     assert b["full"]["rmsle_ci"][0] < full < b["full"]["rmsle_ci"][1]
     assert "delta" not in b["full"]
     assert b["worse"]["delta"] == pytest.approx(0.1 * full, rel=1e-6)

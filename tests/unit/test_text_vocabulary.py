@@ -8,9 +8,14 @@ import tensorflow as tf
 
 from training.features.preprocessing import text_vocabulary
 
-DOCS = ["Genuine leather jacket, size M. There is a small hole near the cuff.",
-        "Cotton t-shirt by Zara; fits true to size!", "genuine LEATHER bag", "Polyester dress. Polyester!",
-        "", "Merino wool coat by Hugo Boss, size L. Original receipt included."]
+DOCS = [
+    "Genuine leather jacket, size M. There is a small hole near the cuff.",
+    "Cotton t-shirt by Zara; fits true to size!",
+    "genuine LEATHER bag",
+    "Polyester dress. Polyester!",
+    "",
+    "Merino wool coat by Hugo Boss, size L. Original receipt included.",
+]
 
 
 def test_matches_keras_adapt_vocabulary_idf_and_outputs():
@@ -20,8 +25,9 @@ def test_matches_keras_adapt_vocabulary_idf_and_outputs():
     ref_vocab = ref.get_vocabulary()[1:]
     assert len(vocab) == len(ref_vocab) == 24
     assert set(vocab[:10]) == set(ref_vocab[:10])  # the same frequent tokens (ties may order differently)
-    ours = keras.layers.TextVectorization(max_tokens=25, ngrams=2, output_mode="tf_idf", vocabulary=vocab,
-                                          idf_weights=idf)
+    ours = keras.layers.TextVectorization(
+        max_tokens=25, ngrams=2, output_mode="tf_idf", vocabulary=vocab, idf_weights=idf
+    )
     ref_idf = dict(zip(ref_vocab, np.asarray(ref._lookup_layer.idf_weights_const)[1:], strict=True))
     for token, weight in zip(vocab, idf, strict=True):
         if token in ref_idf:

@@ -21,8 +21,9 @@ from training.data.images import decode_image
 PHOTO_FEATURES = "__photo_features"
 
 
-def raw_features(cfg: Config, df: pd.DataFrame, columns: list[str] | None = None,
-                 photo_features: bool = False) -> dict[str, np.ndarray]:
+def raw_features(
+    cfg: Config, df: pd.DataFrame, columns: list[str] | None = None, photo_features: bool = False
+) -> dict[str, np.ndarray]:
     """The model's raw inputs as arrays, only `columns` if given.
 
     The image is the file path (read later), or with `photo_features` the row's precomputed features.
@@ -132,5 +133,6 @@ def _streamed(cfg: Config, df: pd.DataFrame, ds: tf.data.Dataset, s: Stream) -> 
     """Shuffle the light rows, then read and decode photos in parallel."""
     if s.training:
         ds = _shuffle(cfg, df, ds)
-    return ds.map(_reader(cfg, s.decode, _features(df, s)), num_parallel_calls=tf.data.AUTOTUNE,
-                  deterministic=not s.training)
+    return ds.map(
+        _reader(cfg, s.decode, _features(df, s)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=not s.training
+    )

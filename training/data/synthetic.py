@@ -26,22 +26,52 @@ from PIL import Image, ImageDraw
 IMAGE_SIDE = 96
 
 BRANDS = {  # brand: log-price effect of its tier
-    "gucci": 1.3, "prada": 1.25, "burberry": 1.1,
-    "ralph lauren": 0.65, "hugo boss": 0.6, "the north face": 0.55, "levi's": 0.45, "tommy hilfiger": 0.5,
-    "zara": 0.2, "mango": 0.15, "cos": 0.3, "uniqlo": 0.1, "esprit": 0.05, "gap": 0.1,
-    "h&m": 0.0, "primark": -0.25, "shein": -0.35, "kiabi": -0.2, "c&a": -0.1, "new look": -0.05,
+    "gucci": 1.3,
+    "prada": 1.25,
+    "burberry": 1.1,
+    "ralph lauren": 0.65,
+    "hugo boss": 0.6,
+    "the north face": 0.55,
+    "levi's": 0.45,
+    "tommy hilfiger": 0.5,
+    "zara": 0.2,
+    "mango": 0.15,
+    "cos": 0.3,
+    "uniqlo": 0.1,
+    "esprit": 0.05,
+    "gap": 0.1,
+    "h&m": 0.0,
+    "primark": -0.25,
+    "shein": -0.35,
+    "kiabi": -0.2,
+    "c&a": -0.1,
+    "new look": -0.05,
 }
 CATEGORIES = {  # category: base log price (EUR)
-    "t-shirt": 2.3, "shirt": 2.7, "hoodie": 3.0, "jacket": 3.6, "coat": 3.8,
-    "jeans": 3.0, "dress": 3.1, "skirt": 2.7, "shoes": 3.4, "bag": 3.5,
+    "t-shirt": 2.3,
+    "shirt": 2.7,
+    "hoodie": 3.0,
+    "jacket": 3.6,
+    "coat": 3.8,
+    "jeans": 3.0,
+    "dress": 3.1,
+    "skirt": 2.7,
+    "shoes": 3.4,
+    "bag": 3.5,
 }
 CONDITIONS = {"new_with_tags": 0.3, "like_new": 0.12, "good": 0.0, "fair": -0.25, "poor": -0.55}
 CONDITION_P = [0.12, 0.28, 0.35, 0.17, 0.08]
 SIZES = {"XS": -0.03, "S": 0.0, "M": 0.02, "L": 0.0, "XL": -0.04}
 COLOURS = {  # colour: (RGB, log-price effect)
-    "black": ((30, 30, 34), 0.05), "white": ((238, 238, 232), 0.0), "navy": ((28, 40, 90), 0.03),
-    "red": ((190, 30, 40), -0.02), "green": ((40, 120, 60), -0.03), "beige": ((215, 195, 160), 0.04),
-    "grey": ((128, 128, 130), 0.0), "pink": ((235, 140, 170), -0.04), "yellow": ((230, 200, 40), -0.05),
+    "black": ((30, 30, 34), 0.05),
+    "white": ((238, 238, 232), 0.0),
+    "navy": ((28, 40, 90), 0.03),
+    "red": ((190, 30, 40), -0.02),
+    "green": ((40, 120, 60), -0.03),
+    "beige": ((215, 195, 160), 0.04),
+    "grey": ((128, 128, 130), 0.0),
+    "pink": ((235, 140, 170), -0.04),
+    "yellow": ((230, 200, 40), -0.05),
     "brown": ((110, 70, 40), 0.02),
 }
 MATERIALS = {  # text only: material phrase -> effect, and the categories it fits
@@ -69,9 +99,16 @@ FLAWS = {  # text only: flaw sentence -> effect
 }
 FLAW_P = [0.55, 0.08, 0.08, 0.07, 0.08, 0.08, 0.06]
 FILLERS = [
-    "From a smoke-free home.", "Fits true to size.", "Worn only a few times.", "Bought last season.",
-    "Great for everyday wear.", "Selling because it no longer fits.", "Happy to bundle with other items.",
-    "Washed and ready to wear.", "Lovely piece, hardly used.", "Quick postage.",
+    "From a smoke-free home.",
+    "Fits true to size.",
+    "Worn only a few times.",
+    "Bought last season.",
+    "Great for everyday wear.",
+    "Selling because it no longer fits.",
+    "Happy to bundle with other items.",
+    "Washed and ready to wear.",
+    "Lovely piece, hardly used.",
+    "Quick postage.",
 ]
 RECEIPT = "Original receipt included."  # text only: +0.1
 PATTERNS = {"plain": 0.0, "stripes": 0.1, "dots": 0.05, "check": 0.15}  # photo only
@@ -82,8 +119,19 @@ CUT_EFFECT = 0.15  # photo only: long cut (long sleeves, long coat/dress, high-t
 STAIN_EFFECT = -0.15  # photo only: per visible stain, 0-3
 NOISE_SD = 0.12
 
-COLUMNS = ["id", "brand", "category", "condition", "size", "colour", "age_months",
-           "title", "description", "image", "price"]
+COLUMNS = [
+    "id",
+    "brand",
+    "category",
+    "condition",
+    "size",
+    "colour",
+    "age_months",
+    "title",
+    "description",
+    "image",
+    "price",
+]
 
 
 def draw_item(rng: np.random.Generator) -> dict:
@@ -102,8 +150,14 @@ def draw_item(rng: np.random.Generator) -> dict:
     mark = rng.choice(list(MARKS), p=MARK_P)
     cut = int(rng.integers(2))
     stains = int(rng.choice(4, p=[0.6, 0.2, 0.12, 0.08]))
-    metadata_part = (CATEGORIES[category] + BRANDS[brand] + CONDITIONS[condition] + SIZES[size]
-                     + COLOURS[colour][1] - 0.3 * math.log1p(age / 12))
+    metadata_part = (
+        CATEGORIES[category]
+        + BRANDS[brand]
+        + CONDITIONS[condition]
+        + SIZES[size]
+        + COLOURS[colour][1]
+        - 0.3 * math.log1p(age / 12)
+    )
     text_part = MATERIALS[material][0] + FLAWS[flaw] + (0.1 if receipt else 0.0)
     image_part = PATTERNS[pattern] + MARKS[mark] + CUT_EFFECT * cut + STAIN_EFFECT * stains
     log_price = metadata_part + text_part + image_part + rng.normal(0, NOISE_SD)
@@ -114,12 +168,20 @@ def draw_item(rng: np.random.Generator) -> dict:
     rng.shuffle(tail)
     sentences += tail
     return {
-        "brand": brand, "category": category, "condition": condition, "size": size, "colour": colour,
-        "age_months": age, "title": f"{brand.title()} {colour} {category}",
+        "brand": brand,
+        "category": category,
+        "condition": condition,
+        "size": size,
+        "colour": colour,
+        "age_months": age,
+        "title": f"{brand.title()} {colour} {category}",
         "description": " ".join(s for s in sentences if s),
         "price": round(max(2.0, math.exp(log_price)) * 2) / 2,
         # hidden truth, for tests and the data card; not written to items.csv
-        "_pattern": pattern, "_mark": mark, "_cut": cut, "_stains": stains,
+        "_pattern": pattern,
+        "_mark": mark,
+        "_cut": cut,
+        "_stains": stains,
         "_parts": (metadata_part, text_part, image_part),
     }
 
@@ -127,37 +189,97 @@ def draw_item(rng: np.random.Generator) -> dict:
 def _silhouette(category: str, cut: int, s: float) -> list[tuple[float, float]]:
     """The garment's outline on a unit square scaled to s pixels."""
     shapes = {
-        "t-shirt": [(.3, .2), (.42, .16), (.58, .16), (.7, .2), (.88, .34), (.8, .42), (.7, .36), (.7, .85),
-                    (.3, .85), (.3, .36), (.2, .42), (.12, .34)],
-        "shirt": [(.3, .18), (.44, .14), (.5, .22), (.56, .14), (.7, .18), (.84, .5), (.76, .52), (.7, .34),
-                  (.7, .86), (.3, .86), (.3, .34), (.24, .52), (.16, .5)],
-        "hoodie": [(.32, .22), (.4, .1), (.6, .1), (.68, .22), (.86, .55), (.78, .58), (.7, .4), (.7, .86),
-                   (.3, .86), (.3, .4), (.22, .58), (.14, .55)],
-        "jacket": [(.3, .16), (.5, .26), (.7, .16), (.86, .55), (.78, .58), (.72, .38), (.72, .8), (.28, .8),
-                   (.28, .38), (.22, .58), (.14, .55)],
-        "coat": [(.32, .1), (.5, .2), (.68, .1), (.84, .6), (.76, .62), (.7, .34), (.74, .8), (.26, .8),
-                 (.3, .34), (.24, .62), (.16, .6)],
-        "jeans": [(.3, .12), (.7, .12), (.74, .7), (.58, .7), (.5, .3), (.42, .7), (.26, .7)],
-        "dress": [(.4, .1), (.6, .1), (.62, .35), (.76, .72), (.24, .72), (.38, .35)],
-        "skirt": [(.34, .25), (.66, .25), (.78, .62), (.22, .62)],
-        "shoes": [(.15, .55), (.45, .55), (.5, .62), (.85, .68), (.85, .78), (.15, .78)],
-        "bag": [(.25, .4), (.75, .4), (.8, .75), (.2, .75)],
+        "t-shirt": [
+            (0.3, 0.2),
+            (0.42, 0.16),
+            (0.58, 0.16),
+            (0.7, 0.2),
+            (0.88, 0.34),
+            (0.8, 0.42),
+            (0.7, 0.36),
+            (0.7, 0.85),
+            (0.3, 0.85),
+            (0.3, 0.36),
+            (0.2, 0.42),
+            (0.12, 0.34),
+        ],
+        "shirt": [
+            (0.3, 0.18),
+            (0.44, 0.14),
+            (0.5, 0.22),
+            (0.56, 0.14),
+            (0.7, 0.18),
+            (0.84, 0.5),
+            (0.76, 0.52),
+            (0.7, 0.34),
+            (0.7, 0.86),
+            (0.3, 0.86),
+            (0.3, 0.34),
+            (0.24, 0.52),
+            (0.16, 0.5),
+        ],
+        "hoodie": [
+            (0.32, 0.22),
+            (0.4, 0.1),
+            (0.6, 0.1),
+            (0.68, 0.22),
+            (0.86, 0.55),
+            (0.78, 0.58),
+            (0.7, 0.4),
+            (0.7, 0.86),
+            (0.3, 0.86),
+            (0.3, 0.4),
+            (0.22, 0.58),
+            (0.14, 0.55),
+        ],
+        "jacket": [
+            (0.3, 0.16),
+            (0.5, 0.26),
+            (0.7, 0.16),
+            (0.86, 0.55),
+            (0.78, 0.58),
+            (0.72, 0.38),
+            (0.72, 0.8),
+            (0.28, 0.8),
+            (0.28, 0.38),
+            (0.22, 0.58),
+            (0.14, 0.55),
+        ],
+        "coat": [
+            (0.32, 0.1),
+            (0.5, 0.2),
+            (0.68, 0.1),
+            (0.84, 0.6),
+            (0.76, 0.62),
+            (0.7, 0.34),
+            (0.74, 0.8),
+            (0.26, 0.8),
+            (0.3, 0.34),
+            (0.24, 0.62),
+            (0.16, 0.6),
+        ],
+        "jeans": [(0.3, 0.12), (0.7, 0.12), (0.74, 0.7), (0.58, 0.7), (0.5, 0.3), (0.42, 0.7), (0.26, 0.7)],
+        "dress": [(0.4, 0.1), (0.6, 0.1), (0.62, 0.35), (0.76, 0.72), (0.24, 0.72), (0.38, 0.35)],
+        "skirt": [(0.34, 0.25), (0.66, 0.25), (0.78, 0.62), (0.22, 0.62)],
+        "shoes": [(0.15, 0.55), (0.45, 0.55), (0.5, 0.62), (0.85, 0.68), (0.85, 0.78), (0.15, 0.78)],
+        "bag": [(0.25, 0.4), (0.75, 0.4), (0.8, 0.75), (0.2, 0.75)],
     }
     pts = list(shapes[category])
     if cut:  # the long cut stretches the lower edge (or raises the top for shoes and bags)
-        lo = {"shoes": (.78, -.18), "bag": (.75, -.1)}.get(category, (0, .12))
+        lo = {"shoes": (0.78, -0.18), "bag": (0.75, -0.1)}.get(category, (0, 0.12))
         if category in ("shoes", "bag"):
-            pts = [(x, y + lo[1] if y < .6 else y) for x, y in pts]
+            pts = [(x, y + lo[1] if y < 0.6 else y) for x, y in pts]
         else:
             bottom = max(y for _, y in pts)
-            pts = [(x, min(.95, y + lo[1]) if y > bottom - .2 else y) for x, y in pts]
+            pts = [(x, min(0.95, y + lo[1]) if y > bottom - 0.2 else y) for x, y in pts]
         if category in ("t-shirt", "shirt"):  # long sleeves
-            pts = [(min(.97, x * 1.08) if x > .8 else max(.03, x - .05) if x < .2 else x, y) for x, y in pts]
+            pts = [(min(0.97, x * 1.08) if x > 0.8 else max(0.03, x - 0.05) if x < 0.2 else x, y) for x, y in pts]
     return [(x * s, y * s) for x, y in pts]
 
 
-def _pattern(layer: Image.Image, pattern: str, box: tuple[float, float, float, float], side: int,
-             contrast: tuple[int, int, int]) -> None:
+def _pattern(
+    layer: Image.Image, pattern: str, box: tuple[float, float, float, float], side: int, contrast: tuple[int, int, int]
+) -> None:
     """Stripes, dots or checks over the garment's bounding box (the mask keeps them inside it)."""
     x0, x1, y0, y1 = box
     ld = ImageDraw.Draw(layer)
@@ -186,11 +308,19 @@ def _mark(draw: ImageDraw.ImageDraw, mark: str, box: tuple[float, float, float, 
     elif mark == "print":  # a big contrasting graphic
         w = (x1 - x0) * 0.28
         draw.rectangle([cx - w, cy - w * 0.6, cx + w, cy + w * 0.6], fill=(20, 160, 200))
-        draw.polygon([(cx - w * .6, cy + w * .4), (cx, cy - w * .5), (cx + w * .6, cy + w * .4)], fill=(250, 90, 20))
+        draw.polygon(
+            [(cx - w * 0.6, cy + w * 0.4), (cx, cy - w * 0.5), (cx + w * 0.6, cy + w * 0.4)], fill=(250, 90, 20)
+        )
 
 
-def _stains(draw: ImageDraw.ImageDraw, mask: Image.Image, n: int, box: tuple[float, float, float, float],
-            side: int, rng: np.random.Generator) -> None:
+def _stains(
+    draw: ImageDraw.ImageDraw,
+    mask: Image.Image,
+    n: int,
+    box: tuple[float, float, float, float],
+    side: int,
+    rng: np.random.Generator,
+) -> None:
     """Brown-grey blotches inside the garment."""
     x0, x1, y0, y1 = box
     for _ in range(n):

@@ -46,8 +46,16 @@ def plan_ablations(cfg: Config) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
-def fit_ablation(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, pre: Preprocessing,
-                  run_dir: Path, name: str, mods: tuple[str, ...]) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def fit_ablation(
+    cfg: Config,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    test: pd.DataFrame,
+    pre: Preprocessing,
+    run_dir: Path,
+    name: str,
+    mods: tuple[str, ...],
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Train one ablation (or reuse a finished one from this run folder).
 
     Returns its entry and its log-price predictions on the test and the valid split (the valid ones
@@ -59,20 +67,36 @@ def fit_ablation(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, test: pd
         saved = _reusable(json.loads(done.read_text()), mods, len(test), len(valid))
         if saved:
             log.info("event=ablation_reused name=%s", name)
-            return (saved["entry"], np.asarray(saved["test_log_pred"], dtype="float64"),
-                    np.asarray(saved["valid_log_pred"], dtype="float64"))
+            return (
+                saved["entry"],
+                np.asarray(saved["test_log_pred"], dtype="float64"),
+                np.asarray(saved["valid_log_pred"], dtype="float64"),
+            )
     model, history = fit(cfg, train, valid, pre, folder, modalities=mods, label=name)
     y = cfg.data.target
     pred_test, pred_valid = predict_log(model, cfg, test), predict_log(model, cfg, valid)
-    entry = {"kind": "ablation", "modalities": list(mods), "test": scores(test[y].to_numpy(), pred_test),
-             "valid": scores(valid[y].to_numpy(), pred_valid), "history": history,
-             "description": "same recipe, " + " + ".join(mods) + " branch" + ("es" if len(mods) > 1 else "") + " only"}
+    entry = {
+        "kind": "ablation",
+        "modalities": list(mods),
+        "test": scores(test[y].to_numpy(), pred_test),
+        "valid": scores(valid[y].to_numpy(), pred_valid),
+        "history": history,
+        "description": "same recipe, " + " + ".join(mods) + " branch" + ("es" if len(mods) > 1 else "") + " only",
+    }
     del model
     gc.collect()
-    write_json(done, {"modalities": list(mods), "entry": entry, "test_log_pred": pred_test.tolist(),
-                      "valid_log_pred": pred_valid.tolist()})
-    log.info("event=ablation name=%s test_rmsle=%.4f valid_rmsle=%.4f", name, entry["test"]["rmsle"],
-             entry["valid"]["rmsle"])
+    write_json(
+        done,
+        {
+            "modalities": list(mods),
+            "entry": entry,
+            "test_log_pred": pred_test.tolist(),
+            "valid_log_pred": pred_valid.tolist(),
+        },
+    )
+    log.info(
+        "event=ablation name=%s test_rmsle=%.4f valid_rmsle=%.4f", name, entry["test"]["rmsle"], entry["valid"]["rmsle"]
+    )
     return entry, pred_test, pred_valid
 
 
@@ -82,6 +106,10 @@ def _reusable(saved: dict[str, Any], mods: tuple[str, ...], n_test: int, n_valid
     One written before the valid predictions were saved (no `valid_log_pred`) is not reusable:
     the late-fusion weights need them, so that ablation is trained again.
     """
-    ok = (saved.get("modalities") == list(mods) and isinstance(saved.get("entry"), dict)
-          and len(saved.get("test_log_pred") or []) == n_test and len(saved.get("valid_log_pred") or []) == n_valid)
+    ok = (
+        saved.get("modalities") == list(mods)
+        and isinstance(saved.get("entry"), dict)
+        and len(saved.get("test_log_pred") or []) == n_test
+        and len(saved.get("valid_log_pred") or []) == n_valid
+    )
     return saved if ok else None

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 NAMES = ("mean", "ridge", "hgb")
 RIDGE_ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
-SVD_DIMS = (32, 64)          # the HGB sees the first k components of one 64-d SVD
+SVD_DIMS = (32, 64)  # the HGB sees the first k components of one 64-d SVD
 HGB_LEAVES = (15, 63)
 HGB_MAX_ITER = 500
 TEXT_MAX_FEATURES = 100_000  # per text column
@@ -73,17 +73,30 @@ class Features:
     def __init__(self, cfg: Config, train: pd.DataFrame):
         d = cfg.data
         self.categorical, self.numeric = list(d.categorical), list(d.numeric)
-        self.onehot = (OneHotEncoder(handle_unknown="ignore", dtype=np.float32).fit(train[self.categorical])
-                       if self.categorical else None)
-        self.scaler = (make_pipeline(SimpleImputer(strategy="mean", add_indicator=True, keep_empty_features=True),
-                                     StandardScaler()).fit(train[self.numeric].to_numpy("float64"))
-                       if self.numeric else None)
+        self.onehot = (
+            OneHotEncoder(handle_unknown="ignore", dtype=np.float32).fit(train[self.categorical])
+            if self.categorical
+            else None
+        )
+        self.scaler = (
+            make_pipeline(
+                SimpleImputer(strategy="mean", add_indicator=True, keep_empty_features=True), StandardScaler()
+            ).fit(train[self.numeric].to_numpy("float64"))
+            if self.numeric
+            else None
+        )
         # words seen in a single listing are mostly noise, but keep them on tiny tables
         min_df = 2 if len(train) >= 1000 else 1
         self.tfidf: dict[str, TfidfVectorizer] = {}
         for c in d.text:
-            tv = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, max_features=TEXT_MAX_FEATURES,
-                                 sublinear_tf=True, strip_accents="unicode", dtype=np.float32)
+            tv = TfidfVectorizer(
+                ngram_range=(1, 2),
+                min_df=min_df,
+                max_features=TEXT_MAX_FEATURES,
+                sublinear_tf=True,
+                strip_accents="unicode",
+                dtype=np.float32,
+            )
             try:
                 tv.fit(train[c].tolist())
             except ValueError:  # empty vocabulary: the column holds no words in this split
@@ -117,13 +130,23 @@ class Features:
 def fit_mean(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame) -> Baseline:
     started = time.time()
     mu = float(log_target(cfg, train).mean())
-    return Baseline("mean", lambda df: np.full(len(df), mu), {"log_mean": mu},
-                    rmse(log_target(cfg, valid), mu), seconds=time.time() - started,
-                    description="the training split's mean log price")
+    return Baseline(
+        "mean",
+        lambda df: np.full(len(df), mu),
+        {"log_mean": mu},
+        rmse(log_target(cfg, valid), mu),
+        seconds=time.time() - started,
+        description="the training split's mean log price",
+    )
 
 
-def fit_ridge(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Features | None = None,
-              alphas: Sequence[float] = RIDGE_ALPHAS) -> Baseline:
+def fit_ridge(
+    cfg: Config,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    feats: Features | None = None,
+    alphas: Sequence[float] = RIDGE_ALPHAS,
+) -> Baseline:
     """Ridge on one-hot + TF-IDF + scaled numbers; alpha chosen by validation RMSLE."""
     started = time.time()
     feats = feats or Features(cfg, train)
@@ -138,14 +161,26 @@ def fit_ridge(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Feat
             best = (score, alpha, model)
     assert best is not None
     score, alpha, model = best
-    return Baseline("ridge", lambda df: model.predict(feats.linear(df)), {"alpha": alpha,
-                    "features": int(x_train.shape[1])}, score, grid, time.time() - started,
-                    "Ridge on one-hot categories + TF-IDF (1-2 grams) of the text + scaled numbers")
+    return Baseline(
+        "ridge",
+        lambda df: model.predict(feats.linear(df)),
+        {"alpha": alpha, "features": int(x_train.shape[1])},
+        score,
+        grid,
+        time.time() - started,
+        "Ridge on one-hot categories + TF-IDF (1-2 grams) of the text + scaled numbers",
+    )
 
 
-def fit_hgb(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Features | None = None,
-            svd_dims: Sequence[int] = SVD_DIMS, leaves: Sequence[int] = HGB_LEAVES,
-            max_iter: int = HGB_MAX_ITER) -> Baseline:
+def fit_hgb(
+    cfg: Config,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    feats: Features | None = None,
+    svd_dims: Sequence[int] = SVD_DIMS,
+    leaves: Sequence[int] = HGB_LEAVES,
+    max_iter: int = HGB_MAX_ITER,
+) -> Baseline:
     """HistGradientBoosting on categories, numbers and an SVD of the TF-IDF.
 
     Boosting runs with early stopping on the validation split, then the round with the lowest
@@ -165,8 +200,9 @@ class _HgbDesign:
         self.categorical, self.numeric, self.feats = d.categorical, d.numeric, feats
         self.ordinal = None
         if d.categorical:  # native categorical splits need codes < max_bins: rare categories share one code
-            self.ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                          max_categories=254).fit(train[d.categorical])
+            self.ordinal = OrdinalEncoder(
+                handle_unknown="use_encoded_value", unknown_value=np.nan, max_categories=254
+            ).fit(train[d.categorical])
         text_train = feats.text(train)
         self.svd = None
         if text_train is not None:
@@ -186,8 +222,15 @@ class _HgbDesign:
         return np.hstack(parts) if parts else np.zeros((len(df), 1))
 
 
-def _fit_hgb(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Features | None,
-             svd_dims: Sequence[int], leaves: Sequence[int], max_iter: int) -> Baseline:
+def _fit_hgb(
+    cfg: Config,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    feats: Features | None,
+    svd_dims: Sequence[int],
+    leaves: Sequence[int],
+    max_iter: int,
+) -> Baseline:
     started = time.time()
     d = cfg.data
     design = _HgbDesign(cfg, train, feats or Features(cfg, train), svd_dims)
@@ -199,9 +242,16 @@ def _fit_hgb(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Featu
         x_train, x_valid = design(train, dims), design(valid, dims)
         cat_mask = np.arange(x_train.shape[1]) < n_cat
         model = HistGradientBoostingRegressor(
-            learning_rate=0.1, max_iter=max_iter, max_leaf_nodes=leaf, min_samples_leaf=20, l2_regularization=1.0,
-            categorical_features=cat_mask if n_cat else None, early_stopping=True, n_iter_no_change=20,
-            random_state=cfg.train.seed)
+            learning_rate=0.1,
+            max_iter=max_iter,
+            max_leaf_nodes=leaf,
+            min_samples_leaf=20,
+            l2_regularization=1.0,
+            categorical_features=cat_mask if n_cat else None,
+            early_stopping=True,
+            n_iter_no_change=20,
+            random_state=cfg.train.seed,
+        )
         model.fit(x_train, y_train, X_val=x_valid, y_val=y_valid)
         curve = [rmse(p, y_valid) for p in model.staged_predict(x_valid)]
         rounds = int(np.argmin(curve)) + 1
@@ -216,13 +266,20 @@ def _fit_hgb(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, feats: Featu
             staged = model.staged_predict(design(df, dims))
             return next(itertools.islice(staged, rounds - 1, None))
 
-    return Baseline("hgb", predict, {"svd_dims": dims, "max_leaf_nodes": leaf, "rounds": rounds,
-                                     "learning_rate": 0.1}, score, grid, time.time() - started,
-                    "HistGradientBoosting on categories (native) + numbers + TruncatedSVD of the TF-IDF")
+    return Baseline(
+        "hgb",
+        predict,
+        {"svd_dims": dims, "max_leaf_nodes": leaf, "rounds": rounds, "learning_rate": 0.1},
+        score,
+        grid,
+        time.time() - started,
+        "HistGradientBoosting on categories (native) + numbers + TruncatedSVD of the TF-IDF",
+    )
 
 
-def fit_baselines(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame,
-                  names: Sequence[str] = NAMES) -> dict[str, Baseline]:
+def fit_baselines(
+    cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, names: Sequence[str] = NAMES
+) -> dict[str, Baseline]:
     """Fit the named baselines on `train`, choosing their hyperparameters on `valid`."""
     out: dict[str, Baseline] = {}
     feats = Features(cfg, train) if {"ridge", "hgb"} & set(names) else None
@@ -235,7 +292,12 @@ def fit_baselines(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame,
             b = fit_hgb(cfg, train, valid, feats)
         else:
             raise ValueError(f"unknown baseline {name!r} (known: {', '.join(NAMES)})")
-        log.info("event=baseline name=%s valid_log_rmse=%.4f params=%s seconds=%.1f", name, b.valid_log_rmse,
-                 b.params, b.seconds)
+        log.info(
+            "event=baseline name=%s valid_log_rmse=%.4f params=%s seconds=%.1f",
+            name,
+            b.valid_log_rmse,
+            b.params,
+            b.seconds,
+        )
         out[name] = b
     return out

@@ -16,8 +16,9 @@ from training.evaluation.metrics import log1p_of_log
 MAX_CATEGORIES = 12  # the error-by-category plot shows the largest categories only
 
 
-def by_category(cfg: Config, test: pd.DataFrame, preds: dict[str, np.ndarray], column: str | None = None,
-                top: int = MAX_CATEGORIES) -> dict[str, Any] | None:
+def by_category(
+    cfg: Config, test: pd.DataFrame, preds: dict[str, np.ndarray], column: str | None = None, top: int = MAX_CATEGORIES
+) -> dict[str, Any] | None:
     """Test RMSLE (and median APE) per value of a categorical column, for its largest values."""
     column = column or category_column(cfg)
     if not column or column not in test.columns:
@@ -54,12 +55,18 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
     base = {k: v["test"]["rmsle"] for k, v in evaluation.items() if v.get("kind") == "baseline"}
     if base:
         best = min(base, key=base.__getitem__)
-        out.update(best_baseline=best, best_baseline_rmsle=base[best],
-                   beats_every_baseline=bool(all(full < r for r in base.values())))
+        out.update(
+            best_baseline=best,
+            best_baseline_rmsle=base[best],
+            beats_every_baseline=bool(all(full < r for r in base.values())),
+        )
         if "vs_full" in evaluation[best]:
             out["best_baseline_margin_ci95"] = evaluation[best]["vs_full"]["ci95"]
-    single = {k: v["test"]["rmsle"] for k, v in evaluation.items()
-              if v.get("kind") == "ablation" and len(v.get("modalities", [])) == 1}
+    single = {
+        k: v["test"]["rmsle"]
+        for k, v in evaluation.items()
+        if v.get("kind") == "ablation" and len(v.get("modalities", [])) == 1
+    }
     if single:
         best = min(single, key=single.__getitem__)
         out.update(best_single=best, best_single_rmsle=single[best], full_over_best_single=full / single[best])
@@ -72,9 +79,12 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out.update(_late_fusion_checks(evaluation, full))
     rng = (evaluation["full"].get("interval") or {}).get("test")
     if rng:  # the price range: is its test coverage within 0.05 of its nominal level?
-        out.update(range_level=rng["level"], range_coverage=rng["coverage"],
-                   range_median_relative_width=rng["median_relative_width"],
-                   range_coverage_ok=interval.coverage_ok(rng["coverage"], rng["level"]))
+        out.update(
+            range_level=rng["level"],
+            range_coverage=rng["coverage"],
+            range_median_relative_width=rng["median_relative_width"],
+            range_coverage_ok=interval.coverage_ok(rng["coverage"], rng["level"]),
+        )
     return out
 
 
@@ -89,8 +99,12 @@ def _late_fusion_checks(evaluation: dict[str, dict[str, Any]], full: float) -> d
         return {}
     entry = evaluation[name]
     rmsle = entry["test"]["rmsle"]
-    out: dict[str, Any] = {"late_fusion": name, "late_fusion_rmsle": rmsle,
-                           "late_fusion_weights": dict(entry.get("weights") or {}), "late_fusion_margin": rmsle - full}
+    out: dict[str, Any] = {
+        "late_fusion": name,
+        "late_fusion_rmsle": rmsle,
+        "late_fusion_weights": dict(entry.get("weights") or {}),
+        "late_fusion_margin": rmsle - full,
+    }
     ci = (entry.get("vs_full") or {}).get("ci95")
     if ci:
         out["late_fusion_margin_ci95"] = ci

@@ -18,8 +18,15 @@ from training.evaluation.checks import by_category, checks
 from training.evaluation.scoring import attach_uncertainty
 
 
-def document(cfg: Config, table: Table, evaluation: dict[str, dict[str, Any]], preds: dict[str, np.ndarray],
-              test: pd.DataFrame, source: str, seconds: float) -> dict[str, Any]:
+def document(
+    cfg: Config,
+    table: Table,
+    evaluation: dict[str, dict[str, Any]],
+    preds: dict[str, np.ndarray],
+    test: pd.DataFrame,
+    source: str,
+    seconds: float,
+) -> dict[str, Any]:
     attach_uncertainty(evaluation, preds, test[cfg.data.target].to_numpy(dtype="float64"))
     splits = table.frame["__split"].value_counts().to_dict()
     return {
@@ -28,8 +35,11 @@ def document(cfg: Config, table: Table, evaluation: dict[str, dict[str, Any]], p
         "name": cfg.name,
         "target": cfg.data.target,
         "currency": cfg.data.currency,
-        "dataset": {**table.fingerprint, "splits": {s: int(splits.get(s, 0)) for s in ("train", "valid", "test")},
-                    "skipped_rows": table.dropped},
+        "dataset": {
+            **table.fingerprint,
+            "splits": {s: int(splits.get(s, 0)) for s in ("train", "valid", "test")},
+            "skipped_rows": table.dropped,
+        },
         "config": cfg.to_dict(),
         "config_file": cfg.source,
         "models": evaluation,

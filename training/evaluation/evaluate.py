@@ -29,8 +29,9 @@ from training.model.inputs import active_modalities
 log = logging.getLogger(__name__)
 
 
-def evaluate_run(cfg: Config, table: Table, pre: Preprocessing, model: Any, history: dict, run_dir: Path,
-                 work: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
+def evaluate_run(
+    cfg: Config, table: Table, pre: Preprocessing, model: Any, history: dict, run_dir: Path, work: Path
+) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
     """Score the full model, train and score the ablations and baselines, write the report.
 
     Returns the evaluation (model name -> {"kind", "test": metrics, "valid": metrics, ...}) and the
@@ -41,16 +42,23 @@ def evaluate_run(cfg: Config, table: Table, pre: Preprocessing, model: Any, hist
     y = cfg.data.target
     pred_test = predict_log(model, cfg, test)
     pred_valid = predict_log(model, cfg, valid)
-    evaluation: dict[str, dict[str, Any]] = {"full": {
-        "kind": "model", "modalities": list(active_modalities(cfg)), "description": "the exported model",
-        "test": scores(test[y].to_numpy(), pred_test), "valid": scores(valid[y].to_numpy(), pred_valid),
-        "history": history,
-        "interval": range_entry(cfg, valid[y].to_numpy(), pred_valid, test[y].to_numpy(), pred_test)}}
+    evaluation: dict[str, dict[str, Any]] = {
+        "full": {
+            "kind": "model",
+            "modalities": list(active_modalities(cfg)),
+            "description": "the exported model",
+            "test": scores(test[y].to_numpy(), pred_test),
+            "valid": scores(valid[y].to_numpy(), pred_valid),
+            "history": history,
+            "interval": range_entry(cfg, valid[y].to_numpy(), pred_valid, test[y].to_numpy(), pred_test),
+        }
+    }
     preds = {"full": pred_test}
     valid_preds: dict[str, Any] = {}
     for name, mods in plan_ablations(cfg):
-        evaluation[name], preds[name], valid_preds[name] = fit_ablation(cfg, train, valid, test, pre, run_dir, name,
-                                                                        mods)
+        evaluation[name], preds[name], valid_preds[name] = fit_ablation(
+            cfg, train, valid, test, pre, run_dir, name, mods
+        )
     fused = late_fusion(cfg, evaluation, valid_preds, preds, valid[y].to_numpy(), test[y].to_numpy())
     if fused:  # the single-modality models, averaged: what the joint model must beat to be worth it
         evaluation[fusion.NAME], preds[fusion.NAME] = fused
@@ -64,6 +72,7 @@ def evaluate_run(cfg: Config, table: Table, pre: Preprocessing, model: Any, hist
     files = {"evaluation.json": work / "evaluation.json", "report.html": work / "report.html"}
     write_json(files["evaluation.json"], doc)
     atomic_write_text(files["report.html"], report.render_html(doc, test[y].to_numpy(), preds))
-    log.info("event=evaluated models=%d seconds=%.0f report=%s", len(evaluation), time.time() - started,
-             files["report.html"])
+    log.info(
+        "event=evaluated models=%d seconds=%.0f report=%s", len(evaluation), time.time() - started, files["report.html"]
+    )
     return evaluation, files

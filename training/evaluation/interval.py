@@ -19,11 +19,13 @@ import numpy as np
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 DEFAULT_LEVEL = 0.8
-METHOD = ("split conformal on the valid split's log-price residuals log(y) - log(y_hat): for level 1-a, "
-          "q_low and q_high are the floor((n+1)a/2)-th and ceil((n+1)(1-a/2))-th smallest residuals "
-          "(equal-tailed, finite-sample corrected), widened if needed so that q_low <= 0 <= q_high; "
-          "low = price * exp(q_low), high = price * exp(q_high). The valid split also picked the "
-          "early-stopping epoch, so the test split's coverage is reported as the check.")
+METHOD = (
+    "split conformal on the valid split's log-price residuals log(y) - log(y_hat): for level 1-a, "
+    "q_low and q_high are the floor((n+1)a/2)-th and ceil((n+1)(1-a/2))-th smallest residuals "
+    "(equal-tailed, finite-sample corrected), widened if needed so that q_low <= 0 <= q_high; "
+    "low = price * exp(q_low), high = price * exp(q_high). The valid split also picked the "
+    "early-stopping epoch, so the test split's coverage is reported as the check."
+)
 
 
 def level_key(level: float) -> str:
@@ -53,8 +55,13 @@ def conformal_quantiles(residuals: Iterable[float], level: float) -> tuple[float
     return q_low, q_high, exact
 
 
-def calibrate(y_true: np.ndarray, log_pred: np.ndarray, level: float = DEFAULT_LEVEL,
-              levels: Iterable[float] = LEVELS, split: str = "valid") -> dict[str, Any]:
+def calibrate(
+    y_true: np.ndarray,
+    log_pred: np.ndarray,
+    level: float = DEFAULT_LEVEL,
+    levels: Iterable[float] = LEVELS,
+    split: str = "valid",
+) -> dict[str, Any]:
     """The card's `interval` block, from true prices and log-price predictions of held-out rows."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"interval level must lie strictly between 0 and 1, got {level}")
@@ -66,8 +73,13 @@ def calibrate(y_true: np.ndarray, log_pred: np.ndarray, level: float = DEFAULT_L
         quantiles[level_key(lv)] = [round(min(q_low, 0.0), 6), round(max(q_high, 0.0), 6)]
         if not exact:
             inexact.append(lv)
-    block: dict[str, Any] = {"method": METHOD, "calibration_split": split,
-                             "n": int(np.isfinite(residuals).sum()), "level": float(level), "quantiles": quantiles}
+    block: dict[str, Any] = {
+        "method": METHOD,
+        "calibration_split": split,
+        "n": int(np.isfinite(residuals).sum()),
+        "level": float(level),
+        "quantiles": quantiles,
+    }
     if inexact:
         block["too_few_rows_for"] = inexact  # the extreme residual stands in for an infinite bound
     return block
@@ -93,15 +105,22 @@ def assess(block: dict[str, Any], y_true: np.ndarray, log_pred: np.ndarray) -> d
     for key in block["quantiles"]:
         low, high = bounds(block, price, float(key))
         inside = (y >= low) & (y <= high)
-        levels[key] = {"coverage": float(np.mean(inside)) if y.size else float("nan"),
-                       "median_relative_width": float(np.median((high - low) / price)) if y.size else float("nan"),
-                       "median_width": float(np.median(high - low)) if y.size else float("nan"),
-                       "below": float(np.mean(y < low)) if y.size else float("nan"),
-                       "above": float(np.mean(y > high)) if y.size else float("nan")}
+        levels[key] = {
+            "coverage": float(np.mean(inside)) if y.size else float("nan"),
+            "median_relative_width": float(np.median((high - low) / price)) if y.size else float("nan"),
+            "median_width": float(np.median(high - low)) if y.size else float("nan"),
+            "below": float(np.mean(y < low)) if y.size else float("nan"),
+            "above": float(np.mean(y > high)) if y.size else float("nan"),
+        }
     default = levels[level_key(block["level"])]
-    return {"level": float(block["level"]), "n": int(y.size), "coverage": default["coverage"],
-            "median_relative_width": default["median_relative_width"], "median_width": default["median_width"],
-            "levels": levels}
+    return {
+        "level": float(block["level"]),
+        "n": int(y.size),
+        "coverage": default["coverage"],
+        "median_relative_width": default["median_relative_width"],
+        "median_width": default["median_width"],
+        "levels": levels,
+    }
 
 
 def coverage_ok(coverage: float | None, level: float, tolerance: float = 0.05) -> bool:
@@ -109,5 +128,14 @@ def coverage_ok(coverage: float | None, level: float, tolerance: float = 0.05) -
     return coverage is not None and math.isfinite(coverage) and abs(coverage - level) <= tolerance + 1e-12
 
 
-__all__ = ["DEFAULT_LEVEL", "LEVELS", "METHOD", "assess", "bounds", "calibrate", "conformal_quantiles",
-           "coverage_ok", "level_key"]
+__all__ = [
+    "DEFAULT_LEVEL",
+    "LEVELS",
+    "METHOD",
+    "assess",
+    "bounds",
+    "calibrate",
+    "conformal_quantiles",
+    "coverage_ok",
+    "level_key",
+]

@@ -39,8 +39,14 @@ def log1p_of_log(log_price: np.ndarray) -> np.ndarray:
     return np.log1p(np.exp(np.asarray(log_price, dtype="float64")))
 
 
-def bootstrap_rmsle(log_y: np.ndarray, log_preds: dict[str, np.ndarray], reference: str, n_boot: int = 1000,
-                    level: float = 0.95, seed: int = 0) -> dict[str, dict[str, object]]:
+def bootstrap_rmsle(
+    log_y: np.ndarray,
+    log_preds: dict[str, np.ndarray],
+    reference: str,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, dict[str, object]]:
     """Paired bootstrap over the test rows: how sure is each RMSLE, and each model's gap to `reference`?
 
     `log_y` and `log_preds` are on the RMSLE's scale, log(1 + price) (see `log1p_of_log`).
@@ -62,7 +68,7 @@ def bootstrap_rmsle(log_y: np.ndarray, log_preds: dict[str, np.ndarray], referen
     for start in range(0, n_boot, chunk):
         idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
         for k, e in sq.items():
-            boot[k][start:start + len(idx)] = np.sqrt(e[idx].mean(axis=1))
+            boot[k][start : start + len(idx)] = np.sqrt(e[idx].mean(axis=1))
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
     out: dict[str, dict[str, object]] = {}
     for k in sq:

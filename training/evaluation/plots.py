@@ -42,8 +42,14 @@ def plot_pred_vs_true(y_true: np.ndarray, preds: dict[str, np.ndarray], currency
         ax = fig.add_subplot(1, len(preds), i + 1)
         p = np.exp(np.asarray(log_pred, dtype="float64"))
         lo, hi = min(lo, float(np.min(p)) / 1.5), max(hi, float(np.max(p)) * 1.5)
-        ax.scatter(y, p, s=6, alpha=0.35, color=KIND_COLOURS["baseline" if name.startswith("baseline") else "model"],
-                   edgecolors="none")
+        ax.scatter(
+            y,
+            p,
+            s=6,
+            alpha=0.35,
+            color=KIND_COLOURS["baseline" if name.startswith("baseline") else "model"],
+            edgecolors="none",
+        )
         ax.set_xscale("log")
         ax.set_yscale("log")
         _log_axis(ax.xaxis)
@@ -105,8 +111,14 @@ def plot_by_category(by_cat: dict[str, Any], names: list[str]) -> str | None:
     for i, name in enumerate(names):
         kind = "model" if name == "full" else "baseline" if name.startswith("baseline") else "ablation"
         colour = KIND_COLOURS[kind] if i == 0 or kind != "model" else None
-        ax.barh(ypos + i * h, [r[name] for r in rows], height=h, label=name, color=colour,
-                alpha=1.0 if kind == "model" else 0.75)
+        ax.barh(
+            ypos + i * h,
+            [r[name] for r in rows],
+            height=h,
+            label=name,
+            color=colour,
+            alpha=1.0 if kind == "model" else 0.75,
+        )
     ax.set_yticks(ypos + h * (len(names) - 1) / 2, [f"{r['value']} (n={r['n']})" for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("test RMSLE")
@@ -118,19 +130,33 @@ def plot_by_category(by_cat: dict[str, Any], names: list[str]) -> str | None:
 
 def plot_learning_curves(models: dict[str, Any]) -> str | None:
     """loss, training RMSLE and validation RMSLE per epoch, one line per trained model."""
-    curves = {k: v["history"] for k, v in models.items() if isinstance(v.get("history"), dict) and v["history"].get("loss")}
+    curves = {
+        k: v["history"] for k, v in models.items() if isinstance(v.get("history"), dict) and v["history"].get("loss")
+    }
     if not curves:
         return None
     fig = Figure(figsize=(14, 4))
-    for i, (key, title) in enumerate((("loss", "training loss (MSE of log price)"), ("log_rmse", "training log-price RMSE"),
-                                      ("val_log_rmse", "validation log-price RMSE"))):
+    for i, (key, title) in enumerate(
+        (
+            ("loss", "training loss (MSE of log price)"),
+            ("log_rmse", "training log-price RMSE"),
+            ("val_log_rmse", "validation log-price RMSE"),
+        )
+    ):
         ax = fig.add_subplot(1, 3, i + 1)
         tops, lows = [], []
         for j, (name, h) in enumerate(curves.items()):
             values = h.get(key) or []
             if values:
-                ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=2.5, lw=2.2 if name == "full" else 1.2,
-                        label=name, color=KIND_COLOURS["model"] if name == "full" else LINE_COLOURS[j % len(LINE_COLOURS)])
+                ax.plot(
+                    np.arange(1, len(values) + 1),
+                    values,
+                    marker="o",
+                    ms=2.5,
+                    lw=2.2 if name == "full" else 1.2,
+                    label=name,
+                    color=KIND_COLOURS["model"] if name == "full" else LINE_COLOURS[j % len(LINE_COLOURS)],
+                )
                 tops.append(max(values[1:] if len(values) > 1 else values))
                 lows.append(min(values))
                 best = h.get("best_epoch")
@@ -158,8 +184,13 @@ def plot_rmsle_bars(models: dict[str, Any]) -> str:
     # 95% bootstrap interval of each RMSLE over the test rows, where the evaluation has one
     ci = [v.get("test_rmsle_ci95") or [v["test"]["rmsle"]] * 2 for _, v in items]
     err = np.array([[x - lo, hi - x] for x, (lo, hi) in zip(values, ci, strict=True)]).reshape(-1, 2).T.clip(min=0)
-    ax.barh([k for k, _ in items], values, color=[KIND_COLOURS.get(v.get("kind", "model"), "#444") for _, v in items],
-            xerr=err, error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333"})
+    ax.barh(
+        [k for k, _ in items],
+        values,
+        color=[KIND_COLOURS.get(v.get("kind", "model"), "#444") for _, v in items],
+        xerr=err,
+        error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#333"},
+    )
     for y, (x, (_, hi)) in enumerate(zip(values, ci, strict=True)):
         ax.text(max(x, hi), y, f" {x:.4f}", va="center", fontsize=8)
     ax.invert_yaxis()

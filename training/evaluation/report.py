@@ -65,12 +65,16 @@ def _figures_table(models: dict[str, Any], currency: str) -> str:
             detail += " · weights " + ", ".join(f"{k} {w:.3f}" for k, w in v["weights"].items())
         hist = v.get("history") or {}
         epochs = f"{len(hist['loss'])} (best {hist.get('best_epoch', '?')})" if hist.get("loss") else ""
-        rows.append(f"<tr class='{_e(v.get('kind', ''))}'><td class='l'>{_e(name)}</td><td class='l'>{_e(v.get('kind', ''))}"
-                    f"</td>{cells}<td>{_e(_f(valid, '.4f'))}</td><td class='nw'>{gap_cell}</td><td>{_e(epochs)}</td><td class='l muted'>{_e(detail)}</td></tr>")
-    return (f"<table><tr><th class='l'>model</th><th class='l'>kind</th>{cols}<th>valid RMSLE</th>"
-            f"<th>RMSLE - full's<br>(95% CI)</th><th>epochs</th><th class='l'>what</th></tr>{''.join(rows)}</table>"
-            f"<p class='muted'>Test split, n = {_e(_first_n(models))}. MAE in {_e(currency)}; MAPE and MedAPE are "
-            "fractions of the true price; &lt;=20% is the share of predictions within 20% of it.</p>")
+        rows.append(
+            f"<tr class='{_e(v.get('kind', ''))}'><td class='l'>{_e(name)}</td><td class='l'>{_e(v.get('kind', ''))}"
+            f"</td>{cells}<td>{_e(_f(valid, '.4f'))}</td><td class='nw'>{gap_cell}</td><td>{_e(epochs)}</td><td class='l muted'>{_e(detail)}</td></tr>"
+        )
+    return (
+        f"<table><tr><th class='l'>model</th><th class='l'>kind</th>{cols}<th>valid RMSLE</th>"
+        f"<th>RMSLE - full's<br>(95% CI)</th><th>epochs</th><th class='l'>what</th></tr>{''.join(rows)}</table>"
+        f"<p class='muted'>Test split, n = {_e(_first_n(models))}. MAE in {_e(currency)}; MAPE and MedAPE are "
+        "fractions of the true price; &lt;=20% is the share of predictions within 20% of it.</p>"
+    )
 
 
 def _fmt_param(p: Any) -> str:
@@ -85,11 +89,16 @@ def _category_table(by_cat: dict[str, Any], names: list[str]) -> str:
     rows = by_cat.get("rows") or []
     names = [n for n in names if rows and n in rows[0]]
     head = "".join(f"<th>{_e(n)}</th>" for n in names)
-    body = "".join(f"<tr><td class='l'>{_e(r['value'])}</td><td>{r['n']}</td>"
-                   + "".join(f"<td>{_f(r[n], '.4f')}</td>" for n in names)
-                   + f"<td>{_f(r.get('full_medape'), '.3f')}</td></tr>" for r in rows)
-    return (f"<table><tr><th class='l'>{_e(by_cat['column'])}</th><th>n</th>{head}<th>full MedAPE</th></tr>"
-            f"{body}</table><p class='muted'>Test RMSLE per category.</p>")
+    body = "".join(
+        f"<tr><td class='l'>{_e(r['value'])}</td><td>{r['n']}</td>"
+        + "".join(f"<td>{_f(r[n], '.4f')}</td>" for n in names)
+        + f"<td>{_f(r.get('full_medape'), '.3f')}</td></tr>"
+        for r in rows
+    )
+    return (
+        f"<table><tr><th class='l'>{_e(by_cat['column'])}</th><th>n</th>{head}<th>full MedAPE</th></tr>"
+        f"{body}</table><p class='muted'>Test RMSLE per category.</p>"
+    )
 
 
 def _checks_html(checks: dict[str, Any]) -> str:
@@ -110,21 +119,29 @@ def _range_html(entry: dict[str, Any] | None, currency: str) -> str:
         cov, level = t.get("coverage"), float(key)
         ok = cov is not None and abs(cov - level) <= 0.05 + 1e-12
         default = " class='model'" if abs(level - cal["level"]) < 1e-9 else ""
-        rows.append(f"<tr{default}><td>{_e(key)}</td><td>{q_low:+.4f}</td><td>{q_high:+.4f}</td>"
-                    f"<td>{np.exp(q_low):.3f} - {np.exp(q_high):.3f}</td>"
-                    f"<td class='{'ok' if ok else 'bad'}'>{_e(_f(cov, '.3f'))}</td>"
-                    f"<td>{_e(_f(t.get('below'), '.3f'))} / {_e(_f(t.get('above'), '.3f'))}</td>"
-                    f"<td>{_e(_f(t.get('median_relative_width'), '.3f'))}</td>"
-                    f"<td>{_e(_f(t.get('median_width'), ',.2f'))}</td></tr>")
-    note = (f" Too few calibration rows for the finite-sample guarantee at level(s) {_e(cal['too_few_rows_for'])}: "
-            "the extreme residual stands in for an infinite bound." if cal.get("too_few_rows_for") else "")
-    return (f"<p>{_e(cal['method'])}</p><p class='muted'>Calibrated on {_e(cal.get('n'))} {_e(cal.get('calibration_split', 'valid'))}"
-            f" rows, checked on {_e(test.get('n'))} test rows; the default level is {_e(cal['level'])} (bold).{note}</p>"
-            "<table><tr><th>level</th><th>q_low</th><th>q_high</th><th>range / price</th><th>test coverage</th>"
-            f"<th>below / above</th><th>median relative width</th><th>median width ({_e(currency)})</th></tr>"
-            f"{''.join(rows)}</table><p class='muted'>Coverage: share of test prices inside the range (green: within "
-            "0.05 of the level). Relative width: (high - low) / price, the same for every item as the range is "
-            "multiplicative.</p>")
+        rows.append(
+            f"<tr{default}><td>{_e(key)}</td><td>{q_low:+.4f}</td><td>{q_high:+.4f}</td>"
+            f"<td>{np.exp(q_low):.3f} - {np.exp(q_high):.3f}</td>"
+            f"<td class='{'ok' if ok else 'bad'}'>{_e(_f(cov, '.3f'))}</td>"
+            f"<td>{_e(_f(t.get('below'), '.3f'))} / {_e(_f(t.get('above'), '.3f'))}</td>"
+            f"<td>{_e(_f(t.get('median_relative_width'), '.3f'))}</td>"
+            f"<td>{_e(_f(t.get('median_width'), ',.2f'))}</td></tr>"
+        )
+    note = (
+        f" Too few calibration rows for the finite-sample guarantee at level(s) {_e(cal['too_few_rows_for'])}: "
+        "the extreme residual stands in for an infinite bound."
+        if cal.get("too_few_rows_for")
+        else ""
+    )
+    return (
+        f"<p>{_e(cal['method'])}</p><p class='muted'>Calibrated on {_e(cal.get('n'))} {_e(cal.get('calibration_split', 'valid'))}"
+        f" rows, checked on {_e(test.get('n'))} test rows; the default level is {_e(cal['level'])} (bold).{note}</p>"
+        "<table><tr><th>level</th><th>q_low</th><th>q_high</th><th>range / price</th><th>test coverage</th>"
+        f"<th>below / above</th><th>median relative width</th><th>median width ({_e(currency)})</th></tr>"
+        f"{''.join(rows)}</table><p class='muted'>Coverage: share of test prices inside the range (green: within "
+        "0.05 of the level). Relative width: (high - low) / price, the same for every item as the range is "
+        "multiplicative.</p>"
+    )
 
 
 def _grids_html(models: dict[str, Any]) -> str:
@@ -139,7 +156,7 @@ def _grids_html(models: dict[str, Any]) -> str:
         parts.append(f"<h3>{_e(name)}</h3><table><tr>{head}</tr>{body}</table>")
     if not parts:
         return ""
-    return ("<h2>Baseline hyperparameters (chosen on the validation split)</h2>" + "".join(parts))
+    return "<h2>Baseline hyperparameters (chosen on the validation split)</h2>" + "".join(parts)
 
 
 def render_html(doc: dict[str, Any], y_true: np.ndarray, preds: dict[str, np.ndarray]) -> str:
@@ -160,35 +177,57 @@ def render_html(doc: dict[str, Any], y_true: np.ndarray, preds: dict[str, np.nda
     by_cat = doc.get("by_category")
     title = f"{doc.get('name', 'model')}: evaluation"
     model_info = doc.get("model") or {}
-    where = (f"exported model <code>{_e(model_info.get('path'))}</code>, scored again on "
-             if doc.get("source") == "evaluate" else "training run <code>" + _e(doc.get("run", "")) + "</code> on ")
+    where = (
+        f"exported model <code>{_e(model_info.get('path'))}</code>, scored again on "
+        if doc.get("source") == "evaluate"
+        else "training run <code>" + _e(doc.get("run", "")) + "</code> on "
+    )
     ds = doc.get("dataset", {})
     sections = [
         f"<h1>{_e(title)}</h1>",
-        (f"<p>{where}<code>{_e(ds.get('table', ''))}</code> ({_e(ds.get('rows', '?'))} rows; "
-         f"splits {_e(json.dumps(ds.get('splits', {})))}), created {_e(doc.get('created', ''))}. "
-         f"Target <b>{_e(doc.get('target', ''))}</b> in {_e(currency)}.</p>"),
-        "<h2>Verdict</h2>", _checks_html(doc.get("checks") or {}),
-        "<h2>All figures (test split)</h2>", _figures_table(models, currency),
-        "<h2>Test RMSLE by model</h2>", _img(plot_rmsle_bars(models), "test RMSLE by model"),
-        ("<p class='muted'>Whiskers: the 95% bootstrap interval of each model's test RMSLE. All models are "
-         "scored on the same rows, so the gap between two of them is judged by the paired interval (the "
-         "verdict above, and the table's \"RMSLE - full's\" column), which is much narrower.</p>"),
-        "<h2>Predicted vs. true price</h2>", _img(plot_pred_vs_true(y_true, scatter, currency), "predicted vs true"),
-        "<h2>Residuals</h2>", _img(plot_residuals(y_true, preds["full"], currency), "residuals"),
-        "<h2>Price range (calibrated)</h2>", _range_html(models.get("full", {}).get("interval"), currency),
+        (
+            f"<p>{where}<code>{_e(ds.get('table', ''))}</code> ({_e(ds.get('rows', '?'))} rows; "
+            f"splits {_e(json.dumps(ds.get('splits', {})))}), created {_e(doc.get('created', ''))}. "
+            f"Target <b>{_e(doc.get('target', ''))}</b> in {_e(currency)}.</p>"
+        ),
+        "<h2>Verdict</h2>",
+        _checks_html(doc.get("checks") or {}),
+        "<h2>All figures (test split)</h2>",
+        _figures_table(models, currency),
+        "<h2>Test RMSLE by model</h2>",
+        _img(plot_rmsle_bars(models), "test RMSLE by model"),
+        (
+            "<p class='muted'>Whiskers: the 95% bootstrap interval of each model's test RMSLE. All models are "
+            "scored on the same rows, so the gap between two of them is judged by the paired interval (the "
+            "verdict above, and the table's \"RMSLE - full's\" column), which is much narrower.</p>"
+        ),
+        "<h2>Predicted vs. true price</h2>",
+        _img(plot_pred_vs_true(y_true, scatter, currency), "predicted vs true"),
+        "<h2>Residuals</h2>",
+        _img(plot_residuals(y_true, preds["full"], currency), "residuals"),
+        "<h2>Price range (calibrated)</h2>",
+        _range_html(models.get("full", {}).get("interval"), currency),
     ]
     if by_cat:
-        sections += [f"<h2>Error by {_e(by_cat['column'])}</h2>",
-                     _img(plot_by_category(by_cat, compare), "error by category"),
-                     _category_table(by_cat, [*compare, *singles])]
-    sections += ["<h2>Learning curves</h2>", _img(plot_learning_curves(models), "learning curves"),
-                 "<p class='muted'>The star marks the epoch whose weights were kept (best validation RMSLE).</p>"]
+        sections += [
+            f"<h2>Error by {_e(by_cat['column'])}</h2>",
+            _img(plot_by_category(by_cat, compare), "error by category"),
+            _category_table(by_cat, [*compare, *singles]),
+        ]
+    sections += [
+        "<h2>Learning curves</h2>",
+        _img(plot_learning_curves(models), "learning curves"),
+        "<p class='muted'>The star marks the epoch whose weights were kept (best validation RMSLE).</p>",
+    ]
     sections.append(_grids_html(models))
     sections += ["<h2>Data set fingerprint</h2>", f"<pre>{_e(json.dumps(ds, indent=2, default=str))}</pre>"]
     if model_info:
         sections += ["<h2>Model</h2>", f"<pre>{_e(json.dumps(model_info, indent=2, default=str))}</pre>"]
-    sections += [f"<h2>Config</h2><p class='muted'>{_e(doc.get('config_file', ''))}</p>",
-                 f"<pre>{_e(json.dumps(doc.get('config', {}), indent=2, default=str))}</pre>"]
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>\n")
+    sections += [
+        f"<h2>Config</h2><p class='muted'>{_e(doc.get('config_file', ''))}</p>",
+        f"<pre>{_e(json.dumps(doc.get('config', {}), indent=2, default=str))}</pre>",
+    ]
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>\n"
+    )

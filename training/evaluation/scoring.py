@@ -38,16 +38,18 @@ def attach_uncertainty(evaluation: dict[str, dict[str, Any]], preds: dict[str, n
             evaluation[name]["vs_full"] = {"rmsle_delta": b["delta"], "ci95": b["delta_ci"]}
 
 
-def range_entry(cfg: Config, y_valid: np.ndarray, log_pred_valid: np.ndarray, y_test: np.ndarray,
-                log_pred_test: np.ndarray) -> dict[str, Any]:
+def range_entry(
+    cfg: Config, y_valid: np.ndarray, log_pred_valid: np.ndarray, y_test: np.ndarray, log_pred_test: np.ndarray
+) -> dict[str, Any]:
     """Calibrate the price range on the valid split and check it on the test split."""
     level = cfg.train.interval_level
     block = interval.calibrate(y_valid, log_pred_valid, level=level)
     return {"calibration": block, "test": interval.assess(block, y_test, log_pred_test)}
 
 
-def baseline_entries(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame
-                     ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+def baseline_entries(
+    cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Fit the scikit-learn baselines on train (chosen on valid); their entries and test log prices."""
     if not cfg.train.baselines or len(valid) == 0:
         return {}, {}
@@ -57,9 +59,14 @@ def baseline_entries(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, test
     for name, b in fitted.items():
         pred = np.asarray(b.predict_log(test), dtype="float64")
         key = f"baseline-{name}"
-        entries[key] = {"kind": "baseline", "description": b.description, "params": b.params,
-                        "test": scores(test[y].to_numpy(), pred),
-                        "valid": scores(valid[y].to_numpy(), b.predict_log(valid)),
-                        "grid": b.grid, "seconds": round(b.seconds, 2)}
+        entries[key] = {
+            "kind": "baseline",
+            "description": b.description,
+            "params": b.params,
+            "test": scores(test[y].to_numpy(), pred),
+            "valid": scores(valid[y].to_numpy(), b.predict_log(valid)),
+            "grid": b.grid,
+            "seconds": round(b.seconds, 2),
+        }
         preds[key] = pred
     return entries, preds

@@ -9,8 +9,14 @@ import numpy as np
 
 from training.evaluation.checks import checks as compute_checks
 
-METRICS = (("rmsle", "RMSLE", ".4f"), ("mae", "MAE", ",.2f"), ("mape", "MAPE", ".3f"),
-           ("medape", "MedAPE", ".3f"), ("r2", "R2", ".3f"), ("within_20pct", "<=20%", ".3f"))
+METRICS = (
+    ("rmsle", "RMSLE", ".4f"),
+    ("mae", "MAE", ",.2f"),
+    ("mape", "MAPE", ".3f"),
+    ("medape", "MedAPE", ".3f"),
+    ("r2", "R2", ".3f"),
+    ("within_20pct", "<=20%", ".3f"),
+)
 
 
 def format_table(evaluation: dict[str, Any]) -> str:
@@ -22,9 +28,11 @@ def format_table(evaluation: dict[str, Any]) -> str:
         if not m:
             continue
         v = (entry.get("valid") or {}).get("rmsle")
-        lines.append(f"{name:<22}{entry.get('kind', ''):<12}{_f(m['rmsle'], '.4f'):>8}{_f(m['mae'], ',.2f'):>11}"
-                     f"{_f(m['mape'], '.3f'):>8}{_f(m['medape'], '.3f'):>8}{_f(m['r2'], '.3f'):>7}"
-                     f"{_f(m['within_20pct'], '.3f'):>7}{_f(v, '.4f'):>8}")
+        lines.append(
+            f"{name:<22}{entry.get('kind', ''):<12}{_f(m['rmsle'], '.4f'):>8}{_f(m['mae'], ',.2f'):>11}"
+            f"{_f(m['mape'], '.3f'):>8}{_f(m['medape'], '.3f'):>8}{_f(m['r2'], '.3f'):>7}"
+            f"{_f(m['within_20pct'], '.3f'):>7}{_f(v, '.4f'):>8}"
+        )
     return "\n".join(lines)
 
 
@@ -46,12 +54,18 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
         verdict = "beats every baseline" if ok else "does NOT beat every baseline"
         gap = checks.get("best_baseline_margin_ci95")
         gap_text = f"; its margin, 95% CI {_span(gap)}" if gap else ""
-        out.append((f"full model {_f(full, '.4f')} {verdict} (best: {b} {_f(r, '.4f')}; full is {_pct(full, r)}"
-                    f"{gap_text})", ok))
+        out.append(
+            (
+                f"full model {_f(full, '.4f')} {verdict} (best: {b} {_f(r, '.4f')}; full is {_pct(full, r)}{gap_text})",
+                ok,
+            )
+        )
     if "best_single" in checks:
         ratio = checks["full_over_best_single"]
-        text = (f"full / best single modality ({checks['best_single']} {_f(checks['best_single_rmsle'], '.4f')})"
-                f" = {_f(ratio, '.3f')}")
+        text = (
+            f"full / best single modality ({checks['best_single']} {_f(checks['best_single_rmsle'], '.4f')})"
+            f" = {_f(ratio, '.3f')}"
+        )
         out.append((text, ratio is not None and ratio < 1.0))
     cis = checks.get("rmsle_increase_without_ci95") or {}
     for mod, delta in (checks.get("rmsle_increase_without") or {}).items():
@@ -63,9 +77,11 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
         out.append(_late_fusion_line(checks))
     if "range_coverage" in checks:
         level, cov, ok = checks["range_level"], checks["range_coverage"], bool(checks["range_coverage_ok"])
-        text = (f"the {level:.0%} price range covers {_f(cov, '.3f')} of test prices "
-                f"({'within' if ok else 'OUTSIDE'} {level - 0.05:.2f}-{level + 0.05:.2f}); median width "
-                f"{_f(checks.get('range_median_relative_width'), '.3f')} x the price")
+        text = (
+            f"the {level:.0%} price range covers {_f(cov, '.3f')} of test prices "
+            f"({'within' if ok else 'OUTSIDE'} {level - 0.05:.2f}-{level + 0.05:.2f}); median width "
+            f"{_f(checks.get('range_median_relative_width'), '.3f')} x the price"
+        )
         out.append((text, ok))
     return out
 
@@ -85,9 +101,11 @@ def _late_fusion_line(checks: dict[str, Any]) -> tuple[str, bool]:
     mix = ", ".join(f"{k.removesuffix('-only')} {w:.2f}" for k, w in weights.items())
     tail = "; the average is better" if hi < 0 else "" if lo > 0 else "; no clear difference"
     ci_text = f" (95% CI {_span(ci)})" if ci else ""
-    text = (f"the joint model {verdict} {count} separate models averaged: test RMSLE "
-            f"{_f(checks.get('full_rmsle'), '.4f')} vs {_f(checks['late_fusion_rmsle'], '.4f')} (weights {mix}); "
-            f"their gap to the joint model {_f(margin, '+.4f')}{ci_text}{tail}")
+    text = (
+        f"the joint model {verdict} {count} separate models averaged: test RMSLE "
+        f"{_f(checks.get('full_rmsle'), '.4f')} vs {_f(checks['late_fusion_rmsle'], '.4f')} (weights {mix}); "
+        f"their gap to the joint model {_f(margin, '+.4f')}{ci_text}{tail}"
+    )
     return text, lo > 0
 
 

@@ -30,23 +30,55 @@ def input_schema(cfg: Config, pre: Preprocessing, train: pd.DataFrame) -> list[d
     d = cfg.data
     out: list[dict[str, Any]] = []
     for c in d.categorical:
-        out.append({"name": c, "role": "categorical", "dtype": "string", "vocabulary_size": len(pre.vocab[c]),
-                    "vocabulary": pre.vocab[c], "examples": pre.vocab[c][:3]})
+        out.append(
+            {
+                "name": c,
+                "role": "categorical",
+                "dtype": "string",
+                "vocabulary_size": len(pre.vocab[c]),
+                "vocabulary": pre.vocab[c],
+                "examples": pre.vocab[c][:3],
+            }
+        )
     for c in d.numeric:
         v = train[c].to_numpy(dtype="float64")
         v = v[np.isfinite(v)]
         mean, std = pre.numeric[c]
-        out.append({"name": c, "role": "numeric", "dtype": "float32",
-                    "min": float(v.min()) if v.size else 0.0, "max": float(v.max()) if v.size else 0.0,
-                    "mean": _finite(mean), "std": _finite(std), "examples": [float(x) for x in v[:3]]})
+        out.append(
+            {
+                "name": c,
+                "role": "numeric",
+                "dtype": "float32",
+                "min": float(v.min()) if v.size else 0.0,
+                "max": float(v.max()) if v.size else 0.0,
+                "mean": _finite(mean),
+                "std": _finite(std),
+                "examples": [float(x) for x in v[:3]],
+            }
+        )
     for c in d.text:
         ex = [s for s in train[c].head(20).tolist() if s][:2]
-        out.append({"name": c, "role": "text", "dtype": "string", "vocabulary_size": len(pre.text_vocab[c]),
-                    "examples": [e[:200] for e in ex]})
+        out.append(
+            {
+                "name": c,
+                "role": "text",
+                "dtype": "string",
+                "vocabulary_size": len(pre.text_vocab[c]),
+                "examples": [e[:200] for e in ex],
+            }
+        )
     if d.image:
-        out.append({"name": d.image, "role": "image", "dtype": "string", "format": "encoded image bytes",
-                    "accepts": ["jpeg", "png", "gif", "bmp"], "image_size": [cfg.model.image_size] * 2,
-                    "encoder": cfg.model.image_encoder})
+        out.append(
+            {
+                "name": d.image,
+                "role": "image",
+                "dtype": "string",
+                "format": "encoded image bytes",
+                "accepts": ["jpeg", "png", "gif", "bmp"],
+                "image_size": [cfg.model.image_size] * 2,
+                "encoder": cfg.model.image_encoder,
+            }
+        )
     return out
 
 
@@ -55,12 +87,26 @@ def library_versions() -> dict[str, str]:
     import sklearn
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "python": platform.python_version()}
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def build_card(cfg: Config, pre: Preprocessing, table: Table, metrics: dict[str, Any], price_range: dict[str, Any],
-               history: dict[str, Any], run_dir: Path, files: dict[str, Path] | None = None) -> dict[str, Any]:
+def build_card(
+    cfg: Config,
+    pre: Preprocessing,
+    table: Table,
+    metrics: dict[str, Any],
+    price_range: dict[str, Any],
+    history: dict[str, Any],
+    run_dir: Path,
+    files: dict[str, Path] | None = None,
+) -> dict[str, Any]:
     """The card of a trained model.
 
     Args:
@@ -76,16 +122,29 @@ def build_card(cfg: Config, pre: Preprocessing, table: Table, metrics: dict[str,
         "target": cfg.data.target,
         "currency": cfg.data.currency,
         "inputs": input_schema(cfg, pre, train),
-        "metrics": {"test": {**metrics, "range_level": rng["level"], "range_coverage": rng["coverage"],
-                             "range_median_relative_width": rng["median_relative_width"]}},
+        "metrics": {
+            "test": {
+                **metrics,
+                "range_level": rng["level"],
+                "range_coverage": rng["coverage"],
+                "range_median_relative_width": rng["median_relative_width"],
+            }
+        },
         "interval": price_range["calibration"],
         "explain": occlusion.explain_card(cfg, train),
-        "training": {"epochs": len(history.get("loss", [])), "best_epoch": history.get("best_epoch"),
-                     "seconds": round(history.get("seconds", 0.0), 1), "run": str(run_dir),
-                     **({"blend": history["blend"]} if history.get("blend") else {}),
-                     **({"photo_features": history["photo_features"]} if history.get("photo_features") else {})},
-        "dataset": {**table.fingerprint, "splits": {"train": len(train), "valid": len(valid), "test": len(test)},
-                    "skipped_rows": table.dropped},
+        "training": {
+            "epochs": len(history.get("loss", [])),
+            "best_epoch": history.get("best_epoch"),
+            "seconds": round(history.get("seconds", 0.0), 1),
+            "run": str(run_dir),
+            **({"blend": history["blend"]} if history.get("blend") else {}),
+            **({"photo_features": history["photo_features"]} if history.get("photo_features") else {}),
+        },
+        "dataset": {
+            **table.fingerprint,
+            "splits": {"train": len(train), "valid": len(valid), "test": len(test)},
+            "skipped_rows": table.dropped,
+        },
         "config": cfg.to_dict(),
         "versions": library_versions(),
     }

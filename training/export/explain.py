@@ -20,12 +20,14 @@ from common.card import MODALITY_OF_ROLE
 from training.config import Config
 
 IMAGE_SAMPLE = 256  # training photos averaged into the neutral photo
-METHOD = ("occlusion: the item is scored in one batched call beside one copy per modality whose inputs are "
-          "replaced by the neutral baseline below (categorical: most frequent training value; numeric: "
-          "training median; text: empty; image: per-pixel mean of up to 256 training photos at the model's "
-          "image size). contribution = price - price with that modality neutral (in the currency); "
-          "share = |contribution| / sum of |contributions|. Contributions need not add up to the price: "
-          "the modalities interact in the fused head.")
+METHOD = (
+    "occlusion: the item is scored in one batched call beside one copy per modality whose inputs are "
+    "replaced by the neutral baseline below (categorical: most frequent training value; numeric: "
+    "training median; text: empty; image: per-pixel mean of up to 256 training photos at the model's "
+    "image size). contribution = price - price with that modality neutral (in the currency); "
+    "share = |contribution| / sum of |contributions|. Contributions need not add up to the price: "
+    "the modalities interact in the fused head."
+)
 
 
 def most_frequent(values: pd.Series) -> str:

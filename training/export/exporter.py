@@ -33,9 +33,14 @@ def card_for(cfg: Config, body: Mapping[str, Any], version: int = 0) -> ModelCar
         UserError: the card does not follow common/card.py (a field of the wrong type, or one it
             does not declare: declare new fields there first).
     """
-    fields = {"name": cfg.name, "version": version,
-              "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "signature": "serving_default", "output": "price", **_jsonable_tree(body)}
+    fields = {
+        "name": cfg.name,
+        "version": version,
+        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "signature": "serving_default",
+        "output": "price",
+        **_jsonable_tree(body),
+    }
     card = _validated(fields)
     _declared(card.undeclared())
     return card
@@ -53,8 +58,9 @@ def _declared(undeclared: list[str]) -> None:
         raise UserError(f"export: the model card has fields common/card.py does not declare: {undeclared}")
 
 
-def export(cfg: Config, serving: keras.Model, card: Mapping[str, Any] | ModelCard,
-           extra_files: dict[str, Path] | None = None) -> Path:
+def export(
+    cfg: Config, serving: keras.Model, card: Mapping[str, Any] | ModelCard, extra_files: dict[str, Path] | None = None
+) -> Path:
     """Write the SavedModel and card to the next free version; return the version folder."""
     base = card if isinstance(card, ModelCard) else card_for(cfg, card)
     root = Path(cfg.models_dir) / cfg.name

@@ -21,8 +21,11 @@ class DecodeImage(keras.layers.Layer):
         self.size = size
 
     def call(self, data):
-        return tf.map_fn(lambda b: decode_image(b, self.size), data,
-                         fn_output_signature=tf.TensorSpec((self.size, self.size, 3), tf.uint8))
+        return tf.map_fn(
+            lambda b: decode_image(b, self.size),
+            data,
+            fn_output_signature=tf.TensorSpec((self.size, self.size, 3), tf.uint8),
+        )
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.size, self.size, 3)
@@ -90,5 +93,3 @@ class FirstColumns(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "k": self.k}
-
-

@@ -80,8 +80,13 @@ def compute_features(cfg: Config, paths: list[str], model: keras.Model | None = 
     model = model or backbone(cfg)
     size = cfg.model.image_size
     ds = tf.data.Dataset.from_tensor_slices(np.array(paths, dtype=object).astype(str))
-    ds = ds.map(lambda p: tf.cast(decode_image(tf.io.read_file(p), size), tf.float32),
-                num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH).prefetch(2)
+    ds = (
+        ds.map(
+            lambda p: tf.cast(decode_image(tf.io.read_file(p), size), tf.float32), num_parallel_calls=tf.data.AUTOTUNE
+        )
+        .batch(BATCH)
+        .prefetch(2)
+    )
     out, done, started, step = [], 0, time.time(), max(1, len(paths) // 10)
     next_log = step
     for batch in ds:
@@ -106,8 +111,13 @@ def attach_photo_features(cfg: Config, table: Table, cache_folder: Path) -> dict
     todo = sorted(set(paths) - set(known))
     started = time.time()
     if todo:
-        log.info("event=photo_features_start encoder=%s size=%d photos=%d cached=%d", cfg.model.image_encoder,
-                 cfg.model.image_size, len(todo), len(known))
+        log.info(
+            "event=photo_features_start encoder=%s size=%d photos=%d cached=%d",
+            cfg.model.image_encoder,
+            cfg.model.image_size,
+            len(todo),
+            len(known),
+        )
         known.update(zip(todo, compute_features(cfg, todo), strict=True))
         _write_cache(cache, known)
     seconds = time.time() - started
@@ -115,5 +125,8 @@ def attach_photo_features(cfg: Config, table: Table, cache_folder: Path) -> dict
     if missing:
         raise UserError(f"data: no photo features for {missing[0]}")
     frame[FEATURES_COLUMN] = [known[p] for p in paths]
-    return {"photos": len(todo), "seconds": round(seconds, 1),
-            "photos_per_second": round(len(todo) / seconds, 1) if todo and seconds > 0 else None}
+    return {
+        "photos": len(todo),
+        "seconds": round(seconds, 1),
+        "photos_per_second": round(len(todo) / seconds, 1) if todo and seconds > 0 else None,
+    }

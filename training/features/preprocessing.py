@@ -57,7 +57,7 @@ def text_vocabulary(texts: list[str], max_tokens: int, ngrams: int) -> tuple[lis
     terms: Counter[bytes] = Counter()
     docs: Counter[bytes] = Counter()
     for start in range(0, len(texts), 4096):
-        for row in tv._preprocess(tf.constant(texts[start:start + 4096])).to_list():
+        for row in tv._preprocess(tf.constant(texts[start : start + 4096])).to_list():
             terms.update(row)
             docs.update(set(row))
     terms.pop(b"[UNK]", None)

@@ -91,8 +91,10 @@ def cluster_shape(tf_config: dict[str, Any]) -> tuple[str, int, int, bool]:
     task = tf_config.get("task", {})
     workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
     if not workers or "type" not in task:
-        raise UserError("train.strategy = 'multi-worker' needs TF_CONFIG with a cluster and a task "
-                        "(e.g. {\"cluster\": {\"worker\": [\"host1:port\", ...]}, \"task\": {\"type\": \"worker\", \"index\": 0}})")
+        raise UserError(
+            "train.strategy = 'multi-worker' needs TF_CONFIG with a cluster and a task "
+            '(e.g. {"cluster": {"worker": ["host1:port", ...]}, "task": {"type": "worker", "index": 0}})'
+        )
     task_type, index = str(task["type"]), int(task.get("index", 0))
     chief = task_type == "chief" or ("chief" not in cluster and task_type == "worker" and index == 0)
     return task_type, index, workers, chief
@@ -121,15 +123,23 @@ def setup(kind: str) -> Cluster:
     else:
         task_type, index, workers, chief = cluster_shape(read_tf_config())
         options = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.RING)  # CPU: ring all-reduce
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING
+        )  # CPU: ring all-reduce
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         cluster = Cluster("multi-worker", strategy, task_type, index, workers, chief)
     if kind == "multi-worker":
         keras_multi_worker_fixes()
     _CURRENT = cluster
     level = logging.DEBUG if kind == "default" else logging.INFO  # one device: nothing worth a line
-    log.log(level, "event=strategy kind=%s task=%s workers=%d replicas=%d chief=%s", kind, cluster.label,
-             cluster.num_workers, cluster.strategy.num_replicas_in_sync, cluster.is_chief)
+    log.log(
+        level,
+        "event=strategy kind=%s task=%s workers=%d replicas=%d chief=%s",
+        kind,
+        cluster.label,
+        cluster.num_workers,
+        cluster.strategy.num_replicas_in_sync,
+        cluster.is_chief,
+    )
     return cluster
 
 
@@ -159,8 +169,10 @@ def keras_multi_worker_fixes() -> None:
         return v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v
 
     def multi_worker(strategy: Any) -> bool:
-        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
-            strategy.extended._in_multi_worker_mode()
+        return (
+            isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode()
+        )
 
     original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
 

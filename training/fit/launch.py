@@ -80,8 +80,9 @@ def launch(n: int, train_args: list[str], max_restarts: int = 3, log_dir: Path |
     """
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="workers-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    workers = _Workers(n, [sys.executable, "-m", "training", "train", *train_args, "--strategy", "multi-worker"],
-                       log_dir)
+    workers = _Workers(
+        n, [sys.executable, "-m", "training", "train", *train_args, "--strategy", "multi-worker"], log_dir
+    )
     print(f"launched {n} workers; logs in {log_dir}", file=sys.stderr)
     restarts = 0
     while not all(workers.done):

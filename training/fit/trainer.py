@@ -49,8 +49,14 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         figures = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k in ("loss", "log_rmse", "val_log_rmse"))
-        log.info("event=epoch model=%s epoch=%d/%d %s seconds=%.1f", self.label, epoch + 1, self.epochs,
-                 figures, time.time() - self.t0)
+        log.info(
+            "event=epoch model=%s epoch=%d/%d %s seconds=%.1f",
+            self.label,
+            epoch + 1,
+            self.epochs,
+            figures,
+            time.time() - self.t0,
+        )
 
 
 def compile_model(cfg: Config, model: keras.Model, steps_per_epoch: int) -> None:
@@ -59,10 +65,17 @@ def compile_model(cfg: Config, model: keras.Model, steps_per_epoch: int) -> None
         schedule = keras.optimizers.schedules.ExponentialDecay(t.learning_rate, steps_per_epoch, 0.5, staircase=True)
     else:  # one epoch of linear warm-up, then a cosine down to 2% of the peak
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=max(1, t.epochs * steps_per_epoch - steps_per_epoch), warmup_target=t.learning_rate,
-            warmup_steps=steps_per_epoch, alpha=0.02)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay, clipnorm=1.0),
-                  loss=log_price_mse, metrics=[LogPriceRMSE(name="log_rmse")])
+            0.0,
+            decay_steps=max(1, t.epochs * steps_per_epoch - steps_per_epoch),
+            warmup_target=t.learning_rate,
+            warmup_steps=steps_per_epoch,
+            alpha=0.02,
+        )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=t.weight_decay, clipnorm=1.0),
+        loss=log_price_mse,
+        metrics=[LogPriceRMSE(name="log_rmse")],
+    )
 
 
 def log_price_mse(y_true, y_pred):
@@ -123,13 +136,25 @@ class Throughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = (self.t1 or time.time()) - self.t0
         self.rates.append(self.examples / max(seconds, 1e-9))
-        log.info("event=throughput epoch=%d examples=%d train_seconds=%.1f examples_per_second=%.1f",
-                 epoch + 1, self.examples, seconds, self.rates[-1])
+        log.info(
+            "event=throughput epoch=%d examples=%d train_seconds=%.1f examples_per_second=%.1f",
+            epoch + 1,
+            self.examples,
+            seconds,
+            self.rates[-1],
+        )
 
 
-def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessing, run_dir: Path,
-        modalities: tuple[str, ...] = MODALITIES, label: str = "full",
-        shards: tuple[dict, Path] | None = None) -> tuple[keras.Model, dict]:
+def fit(
+    cfg: Config,
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    pre: Preprocessing,
+    run_dir: Path,
+    modalities: tuple[str, ...] = MODALITIES,
+    label: str = "full",
+    shards: tuple[dict, Path] | None = None,
+) -> tuple[keras.Model, dict]:
     """Train one model on the chosen modalities; resumes from `run_dir/backup` if it is there.
 
     Decoded photos are cached in `run_dir.parent/cache/` (shared by the models of one run); the
@@ -166,36 +191,58 @@ def fit(cfg: Config, train: pd.DataFrame, valid: pd.DataFrame, pre: Preprocessin
 
         manifest, folder = shards
         ids = dict(zip(train[cfg.data.id], shift, strict=True)) if shift is not None else None
-        train_ds = shard_dataset(cfg, manifest, folder, "train", True, cols, shift=ids, repeat=multi, by_file=multi,
-                                 cache=_cache(cfg, cols, cache, "train"))
+        train_ds = shard_dataset(
+            cfg,
+            manifest,
+            folder,
+            "train",
+            True,
+            cols,
+            shift=ids,
+            repeat=multi,
+            by_file=multi,
+            cache=_cache(cfg, cols, cache, "train"),
+        )
         valid_ds = shard_dataset(cfg, manifest, folder, "valid", False, cols, cache=_cache(cfg, cols, cache, "valid"))
     else:
         args = {"columns": cols}
         share = (cl.num_workers, cl.rank) if multi else None
-        train_ds = make_dataset(cfg, train, training=True, **args, cache=_cache(cfg, cols, cache, "train"),
-                                shard=share, repeat=multi)
+        train_ds = make_dataset(
+            cfg, train, training=True, **args, cache=_cache(cfg, cols, cache, "train"), shard=share, repeat=multi
+        )
         valid_ds = make_dataset(cfg, valid, training=False, **args, cache=_cache(cfg, cols, cache, "valid"))
     (own / "checkpoints").mkdir(exist_ok=True)
     throughput = Throughput(steps * t.batch_size if multi else len(train))
     callbacks = [  # the history row first: an epoch that is backed up is always in history.csv
         keras.callbacks.CSVLogger(str(own / "history.csv"), append=True),
         WorkerBackupAndRestore(str(run_dir / "backup"), writer=cl.is_chief),
-        keras.callbacks.ModelCheckpoint(str(own / "checkpoints" / "epoch-{epoch:03d}.weights.h5"),
-                                        save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(
+            str(own / "checkpoints" / "epoch-{epoch:03d}.weights.h5"), save_weights_only=True
+        ),
         keras.callbacks.EarlyStopping("val_log_rmse", patience=t.patience, restore_best_weights=True),
         keras.callbacks.TensorBoard(str(own / "tensorboard"), write_graph=False, profile_batch=0),
         throughput,
         EpochLog(label, t.epochs),
     ]
     started = time.time()
-    hist = model.fit(train_ds, validation_data=valid_ds, epochs=t.epochs, callbacks=callbacks, verbose=0,
-                     steps_per_epoch=steps if multi else None)
+    hist = model.fit(
+        train_ds,
+        validation_data=valid_ds,
+        epochs=t.epochs,
+        callbacks=callbacks,
+        verbose=0,
+        steps_per_epoch=steps if multi else None,
+    )
     history = _full_history(own, hist.history)
     history["seconds"] = time.time() - started
     history["best_epoch"] = int(np.argmin(history["val_log_rmse"])) + 1 if history.get("val_log_rmse") else 0
     history["examples_per_second"] = throughput.rates
-    history["strategy"] = {"kind": cl.kind, "workers": cl.num_workers, "replicas": cl.strategy.num_replicas_in_sync,
-                           "global_batch": t.batch_size}
+    history["strategy"] = {
+        "kind": cl.kind,
+        "workers": cl.num_workers,
+        "replicas": cl.strategy.num_replicas_in_sync,
+        "global_batch": t.batch_size,
+    }
     if cl.is_chief:
         tmp = run_dir / "history.json.tmp"
         tmp.write_text(json.dumps(history))

@@ -35,8 +35,10 @@ FOLDS = 5
 def _wide_layers(model: keras.Model, cfg: Config) -> list[tuple]:
     """(column, kind, feature layer, wide layer, idf or None) for every wide term the model has."""
     found = []
-    for enc_name, cols, kind, feat in (("metadata_encoder", cfg.data.categorical, "categorical", "lookup"),
-                                       ("text_encoder", cfg.data.text, "text", "vectorizer")):
+    for enc_name, cols, kind, feat in (
+        ("metadata_encoder", cfg.data.categorical, "categorical", "lookup"),
+        ("text_encoder", cfg.data.text, "text", "vectorizer"),
+    ):
         try:
             enc = model.get_layer(enc_name)
         except ValueError:
@@ -65,11 +67,13 @@ def _features(layers, frame: pd.DataFrame) -> sp.csr_matrix:
         if kind == "categorical":
             n = wide.get_weights()[0].shape[0]
             ids = np.asarray(feat(values)).reshape(-1)
-            blocks.append(sp.csr_matrix((np.ones(len(ids), "float32"), (np.arange(len(ids)), ids)), shape=(len(ids), n)))
+            blocks.append(
+                sp.csr_matrix((np.ones(len(ids), "float32"), (np.arange(len(ids)), ids)), shape=(len(ids), n))
+            )
         else:
             parts = []
             for start in range(0, len(values), 1024):
-                bag = np.asarray(feat(values[start:start + 1024]), dtype="float32")
+                bag = np.asarray(feat(values[start : start + 1024]), dtype="float32")
                 if idf is not None:
                     bag = bag * idf
                 norm = np.linalg.norm(bag, axis=1, keepdims=True)
@@ -109,7 +113,7 @@ def init_wide_from_ridge(model: keras.Model, cfg: Config, train: pd.DataFrame, v
     offset = 0
     for _, _, _, wide, _ in layers:
         kernel = wide.get_weights()[0]
-        kernel[:, 0] = ridge.coef_[offset:offset + kernel.shape[0]]
+        kernel[:, 0] = ridge.coef_[offset : offset + kernel.shape[0]]
         offset += kernel.shape[0]
         wide.set_weights([kernel])
         wide.trainable = False
@@ -119,8 +123,13 @@ def init_wide_from_ridge(model: keras.Model, cfg: Config, train: pd.DataFrame, v
         head = model.get_layer("head_linear")
         kernel, _ = head.get_weights()
         head.set_weights([kernel, np.array([ridge.intercept_], dtype="float32")])
-    chosen = {"alpha": alpha, "valid_log_rmse": scores[alpha], "features": int(x_train.shape[1]),
-              "oof_log_rmse": float(np.sqrt(np.mean((oof - y_train) ** 2))), "seconds": round(time.time() - t0, 1)}
+    chosen = {
+        "alpha": alpha,
+        "valid_log_rmse": scores[alpha],
+        "features": int(x_train.shape[1]),
+        "oof_log_rmse": float(np.sqrt(np.mean((oof - y_train) ** 2))),
+        "seconds": round(time.time() - t0, 1),
+    }
     log.info("event=wide_init %s", " ".join(f"{k}={v}" for k, v in chosen.items()))
     chosen["train_shift"] = shift
     return chosen
@@ -147,8 +156,14 @@ def fit_blend(model: keras.Model, valid_ds) -> dict | None:
     gap = deep - wide
     weight = float(np.clip(np.dot(gap, y - wide) / max(np.dot(gap, gap), 1e-12), 0.0, 1.0))
     blend.deep_weight.assign(weight)
-    rmsle = {name: round(float(np.sqrt(np.mean((p - y) ** 2))), 5)
-             for name, p in (("wide", wide), ("deep", deep), ("blend", wide + weight * gap))}
-    chosen = {"deep_weight": round(weight, 4), "trained_with": start, **{f"valid_log_rmse_{k}": v for k, v in rmsle.items()}}
+    rmsle = {
+        name: round(float(np.sqrt(np.mean((p - y) ** 2))), 5)
+        for name, p in (("wide", wide), ("deep", deep), ("blend", wide + weight * gap))
+    }
+    chosen = {
+        "deep_weight": round(weight, 4),
+        "trained_with": start,
+        **{f"valid_log_rmse_{k}": v for k, v in rmsle.items()},
+    }
     log.info("event=blend %s", " ".join(f"{k}={v}" for k, v in chosen.items()))
     return chosen

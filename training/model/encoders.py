@@ -32,10 +32,11 @@ def build_metadata_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
     parts, wide = [], []
     summed = m.fusion == "sum"
     for c in d.categorical:
-        ids = keras.layers.StringLookup(vocabulary=pre.vocab[c] or ["<none>"], num_oov_indices=1,
-                                        name=f"{c}_lookup")(inputs[c])
+        ids = keras.layers.StringLookup(vocabulary=pre.vocab[c] or ["<none>"], num_oov_indices=1, name=f"{c}_lookup")(
+            inputs[c]
+        )
         n = len(pre.vocab[c]) + 2
-        dim = fusion_width(cfg) if summed else min(m.embedding_dim, max(2, int(round(1.6 * n ** 0.56))))
+        dim = fusion_width(cfg) if summed else min(m.embedding_dim, max(2, int(round(1.6 * n**0.56))))
         parts.append(keras.layers.Embedding(n, dim, name=f"{c}_embedding")(ids))
         wide.append(keras.layers.Embedding(n, 1, embeddings_initializer="zeros", name=f"{c}_wide")(ids))
     for c in d.numeric:
@@ -62,10 +63,14 @@ def build_text_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
         vocab = pre.text_vocab[c] or ["<none>"]
         idf = pre.text_idf.get(c) if pre.text_vocab[c] else np.ones(1)
         mode = "multi_hot" if m.text_mode == "binary_idf" else m.text_mode
-        tv = keras.layers.TextVectorization(max_tokens=m.text_max_tokens, ngrams=m.text_ngrams,
-                                            output_mode=mode, vocabulary=vocab,
-                                            idf_weights=idf if mode == "tf_idf" else None,
-                                            name=f"{c}_vectorizer")
+        tv = keras.layers.TextVectorization(
+            max_tokens=m.text_max_tokens,
+            ngrams=m.text_ngrams,
+            output_mode=mode,
+            vocabulary=vocab,
+            idf_weights=idf if mode == "tf_idf" else None,
+            name=f"{c}_vectorizer",
+        )
         bag = tv(inputs[c])
         if m.text_mode == "binary_idf":  # OOV slot first, weighted by the mean idf as Keras does
             bag = IdfWeight([float(np.mean(idf))] + list(map(float, idf)), name=f"{c}_idf")(bag)
@@ -153,5 +158,3 @@ def build_image_encoder(cfg: Config) -> keras.Model:
     else:
         x = keras.layers.Dense(m.image_units, activation="gelu")(x)
     return keras.Model(inp, x, name="image_encoder")
-
-

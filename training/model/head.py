@@ -56,8 +56,9 @@ def _deep_head(cfg: Config, x, widths: list[int]):
     for i, units in enumerate(widths):
         x = keras.layers.Dropout(m.dropout, name=f"head_dropout{i}")(x)
         if k > 1:
-            x = keras.layers.EinsumDense("bkw,kwu->bku", (k, units), bias_axes="ku", activation="gelu",
-                                         name=f"head_dense{i}")(x)
+            x = keras.layers.EinsumDense(
+                "bkw,kwu->bku", (k, units), bias_axes="ku", activation="gelu", name=f"head_dense{i}"
+            )(x)
         else:
             x = keras.layers.Dense(units, activation="gelu", name=f"head_dense{i}")(x)
     if k > 1:
@@ -89,8 +90,12 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
     branches, wide = _branch_outputs(cfg, pre, mods, inputs)
     x, skip, widths = _fuse(cfg, branches)
     deep = _deep_head(cfg, x, widths)
-    linear = keras.layers.Dense(cfg.model.members, kernel_initializer="zeros",
-                                bias_initializer=keras.initializers.Constant(pre.target_mean), name="head_linear")(skip)
+    linear = keras.layers.Dense(
+        cfg.model.members,
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(pre.target_mean),
+        name="head_linear",
+    )(skip)
     log_price = _log_price(cfg, deep, linear, wide)
     used = {c: inputs[c] for c in model_columns(cfg, mods)}
     return keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))

@@ -35,8 +35,9 @@ class WideDeepBlend(keras.layers.Layer):
 
     def build(self, input_shape):
         self.intercept = self.add_weight(shape=(), initializer="zeros", trainable=False, name="intercept")
-        self.deep_weight = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.initial_weight),
-                                           trainable=False, name="deep_weight")
+        self.deep_weight = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.initial_weight), trainable=False, name="deep_weight"
+        )
 
     def call(self, inputs, training=None):
         deep, wide = inputs

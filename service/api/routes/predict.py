@@ -179,8 +179,11 @@ def _json(answer: PredictResponse | BatchResponse) -> Response:
 
 def _json_one(answer: dict[str, Any], model: LoadedModel, prepared: PreparedRow) -> Response:
     """One item's answer (`/v1/predict` and `/v1/predict/upload` give the same)."""
-    return _json(PredictResponse(**answer, currency=model.schema.currency, model_version=str(model.version),
-                                 warnings=prepared.warnings))
+    return _json(
+        PredictResponse(
+            **answer, currency=model.schema.currency, model_version=str(model.version), warnings=prepared.warnings
+        )
+    )
 
 
 def _log_model(request: Request, model: LoadedModel, items: int) -> None:
