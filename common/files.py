@@ -15,10 +15,13 @@ Standard library only: training/, service/, bench/ and reliability/ all import i
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import secrets
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
 
 __all__ = ["VERSION_NAME", "atomic_write_bytes", "atomic_write_text", "is_version_name", "newest", "versions"]
 
@@ -104,3 +107,19 @@ def newest(path: str | os.PathLike[str]) -> Path:
     if not found:
         raise FileNotFoundError(f"no exported model versions under {path}")
     return path / str(found[-1])
+
+
+def jsonable(x: Any) -> Any:
+    """`x` as plain JSON values: mappings and sequences walked, numpy scalars and arrays (anything
+    with `.tolist()`) converted, paths as strings, and non-finite floats as null."""
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    if hasattr(x, "tolist") and not isinstance(x, str | bytes):  # numpy scalars and arrays
+        return jsonable(x.tolist())
+    if isinstance(x, PurePath):
+        return str(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from common.files import atomic_write_text
+from common.files import atomic_write_text, jsonable
 from training.config import Config
 from training.data.table import Table
 from training.evaluation.checks import by_category, checks
@@ -56,23 +55,6 @@ def save_predictions(path: Path, cfg: Config, test: pd.DataFrame, preds: dict[st
     atomic_write_text(path, frame.to_csv(index=False))
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, non-finite floats to null."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_clean(v) for v in x.tolist()]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
 def write_json(path: Path, doc: Any) -> None:
     """JSON-safe `doc` to `path`, through a temporary file and a rename (no reader sees half a file)."""
-    atomic_write_text(path, json.dumps(_clean(doc), indent=2, allow_nan=False))
+    atomic_write_text(path, json.dumps(jsonable(doc), indent=2, allow_nan=False))

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 from pydantic import ValidationError
 
 from common.card import ModelCard, describe_errors
-from common.files import atomic_write_text, newest, versions
+from common.files import atomic_write_text, jsonable, newest, versions
 from training.config import Config, UserError
 
 
@@ -39,7 +38,7 @@ def card_for(cfg: Config, body: Mapping[str, Any], version: int = 0) -> ModelCar
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "signature": "serving_default",
         "output": "price",
-        **_jsonable_tree(body),
+        **jsonable(body),
     }
     card = _validated(fields)
     _declared(card.undeclared())
@@ -85,24 +84,9 @@ def update_card(version_dir: Path, **fields: Any) -> None:
     """Add fields to an exported card (validated, then written atomically)."""
     path = version_dir / "model_card.json"
     current = json.loads(path.read_text())
-    card = _validated({**current, **_jsonable_tree(fields)})
+    card = _validated({**current, **jsonable(fields)})
     _declared([k for k in card.undeclared() if k.split(".")[0].split("[")[0] in fields])  # old keys may stay
     atomic_write_text(path, card.to_json())
-
-
-def _jsonable_tree(x: Any) -> Any:
-    """numpy scalars and arrays and paths inside `x` as plain JSON values."""
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable_tree(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable_tree(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    return x
 
 
 __all__ = ["card_for", "export", "newest", "update_card", "versions"]
