@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 from common.quiet import import_tensorflow, verbose_requested
@@ -28,6 +29,8 @@ def setup_logging(level: str = "INFO") -> None:
     )
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Keras warns on every fit over a tf.data pipeline that it ignores shuffle (ours shuffles itself)
+    warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed", category=UserWarning)
 
 
 def parser() -> argparse.ArgumentParser:
