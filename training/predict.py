@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from common.files import newest
+from common.files import atomic_write_text, newest
 from training.config import UserError
 from training.data.table import image_paths, read_table, text_column
 
@@ -85,9 +84,7 @@ def model_inputs(card: dict[str, Any], df: pd.DataFrame, root: Path) -> pd.DataF
 
 
 def _write(out: pd.DataFrame, output: Path) -> None:
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    out.to_csv(tmp, index=False)
-    tmp.replace(output)
+    atomic_write_text(output, out.to_csv(index=False))
 
 
 def predict_table(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from common.files import atomic_write_text
 from training.config import Config, UserError
 from training.data.images import decode_image
 from training.data.table import SPLITS, Table, load_table
@@ -91,10 +92,7 @@ def write_shards(cfg: Config, n: int, out: str | Path) -> Path:
         "dropped_ids": _dropped_ids(cfg, table),
         "splits": splits,
     }
-    path = out / "manifest.json"
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(path)
+    path = atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     log.info(
         "event=shards path=%s shards=%d rows=%s seconds=%.1f",
         path,

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from common.files import atomic_write_text
 from training.config import Config
 from training.data.dataset import make_dataset
 from training.features.photo import frozen_features
@@ -115,9 +116,9 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
         tmp = folder / f"partial-{os.getpid()}.weights.h5"
         self.model.save_weights(str(tmp), overwrite=True)
         tmp.replace(self._weights_path)
-        meta = folder / "training_metadata.json.tmp"
-        meta.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
-        meta.replace(self._training_metadata_path)
+        atomic_write_text(
+            self._training_metadata_path, json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        )
 
 
 class Throughput(keras.callbacks.Callback):
@@ -244,9 +245,7 @@ def fit(
         "global_batch": t.batch_size,
     }
     if cl.is_chief:
-        tmp = run_dir / "history.json.tmp"
-        tmp.write_text(json.dumps(history))
-        tmp.replace(run_dir / "history.json")
+        atomic_write_text(run_dir / "history.json", json.dumps(history))
     else:
         distributed.remove(own)
     if cl.kind != "default":
