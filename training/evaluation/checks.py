@@ -77,6 +77,9 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if cis:  # paired bootstrap over the test rows: does the gap stand out from the split's noise?
             out["rmsle_increase_without_ci95"] = cis
     out.update(_late_fusion_checks(evaluation, full))
+    adds = _additions(evaluation)
+    if adds:
+        out["modality_adds"] = adds
     rng = (evaluation["full"].get("interval") or {}).get("test")
     if rng:  # the price range: is its test coverage within 0.05 of its nominal level?
         out.update(
@@ -86,6 +89,21 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
             range_coverage_ok=interval.coverage_ok(rng["coverage"], rng["level"]),
         )
     return out
+
+
+def _additions(evaluation: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a modality adds to one other alone (scoring.attach_additions), one row per pair."""
+    return [
+        {
+            "modality": gain["modality"],
+            "to": alone,
+            "with": name,
+            "rmsle_delta": gain["rmsle_delta"],
+            "ci95": gain["ci95"],
+        }
+        for name, entry in evaluation.items()
+        for alone, gain in (entry.get("adds_to") or {}).items()
+    ]
 
 
 def _late_fusion_checks(evaluation: dict[str, dict[str, Any]], full: float) -> dict[str, Any]:

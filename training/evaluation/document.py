@@ -14,7 +14,7 @@ from common.files import atomic_write_text, jsonable
 from training.config import Config
 from training.data.table import Table
 from training.evaluation.checks import by_category, checks
-from training.evaluation.scoring import attach_uncertainty
+from training.evaluation.scoring import attach_additions, attach_uncertainty
 
 
 def document(
@@ -26,7 +26,9 @@ def document(
     source: str,
     seconds: float,
 ) -> dict[str, Any]:
-    attach_uncertainty(evaluation, preds, test[cfg.data.target].to_numpy(dtype="float64"))
+    y = test[cfg.data.target].to_numpy(dtype="float64")
+    attach_uncertainty(evaluation, preds, y)
+    attach_additions(evaluation, preds, y)
     splits = table.frame["__split"].value_counts().to_dict()
     return {
         "source": source,

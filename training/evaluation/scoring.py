@@ -70,3 +70,25 @@ def baseline_entries(
         }
         preds[key] = pred
     return entries, preds
+
+
+def attach_additions(evaluation: dict[str, dict[str, Any]], preds: dict[str, np.ndarray], y: np.ndarray) -> None:
+    """What each modality adds to a single one: for every two-branch ablation B and single-branch A
+    with B = A + one modality, the paired bootstrap interval of RMSLE(A) - RMSLE(B), kept on B as
+    `adds_to[A]` (positive: the added modality helps where the listing has only A's inputs)."""
+    single = {k: v for k, v in evaluation.items() if v.get("kind") == "ablation" and len(v.get("modalities", [])) == 1}
+    for name, entry in evaluation.items():
+        mods = set(entry.get("modalities", []))
+        if entry.get("kind") != "ablation" or len(mods) != 2 or name not in preds:
+            continue
+        for alone, base in single.items():
+            if alone not in preds or not set(base["modalities"]) < mods:
+                continue
+            scaled = {name: log1p_of_log(preds[name]), alone: log1p_of_log(preds[alone])}
+            boot = bootstrap_rmsle(np.log1p(np.asarray(y, dtype="float64")), scaled, reference=name)[alone]
+            (added,) = mods - set(base["modalities"])
+            entry.setdefault("adds_to", {})[alone] = {
+                "modality": added,
+                "rmsle_delta": boot["delta"],
+                "ci95": boot["delta_ci"],
+            }

@@ -67,6 +67,17 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
             f" = {_f(ratio, '.3f')}"
         )
         out.append((text, ratio is not None and ratio < 1.0))
+    for add in checks.get("modality_adds") or []:
+        lo, hi = add["ci95"]
+        verdict = "adds to" if lo > 0 else "HURTS" if hi < 0 else "makes no clear difference to"
+        alone = add["to"].removesuffix("-only")
+        out.append(
+            (
+                f"the {add['modality']} {verdict} the {alone} alone: test RMSLE {_f(add['rmsle_delta'], '+.4f')} "
+                f"without it ({add['to']} vs {add['with']}; 95% CI {_span(add['ci95'])})",
+                lo > 0,
+            )
+        )
     cis = checks.get("rmsle_increase_without_ci95") or {}
     for mod, delta in (checks.get("rmsle_increase_without") or {}).items():
         lo, hi = cis.get(mod) or (delta, delta)
