@@ -1,6 +1,10 @@
 """Helpers shared by the benchmark's parts: progress lines, percentiles, request payloads and
 child processes (the servers themselves: harness/server.py).
 
+Also the small pieces the report's parts share: ``dig`` (a value deep in the results, or None),
+``target`` (one target's verdict), ``fmt`` (a figure or "-"), ``run_section`` (one part, its
+failure recorded), ``pin_version`` and ``server_memory``.
+
 Nothing here imports TensorFlow, so the orchestrator and the load generator stay light.
 """
 
@@ -13,13 +17,28 @@ import math
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.server import ROOT, child_env
 
-__all__ = ["ROOT", "child_env", "load_payloads", "make_payloads", "percentiles", "run_json", "say"]
+__all__ = [
+    "ROOT",
+    "child_env",
+    "dig",
+    "fmt",
+    "load_payloads",
+    "make_payloads",
+    "percentiles",
+    "pin_version",
+    "run_json",
+    "run_section",
+    "say",
+    "server_memory",
+    "target",
+]
 _T0 = time.monotonic()
 
 
@@ -96,3 +115,70 @@ def run_json(
         raise RuntimeError(f"{' '.join(args[:2])} exited with {proc.returncode}")
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     return json.loads(lines[-1])
+
+
+def run_section(results: dict[str, Any], name: str, fn: Any) -> None:
+    """Run one part; a failure is recorded (and reported) without stopping the others."""
+    started = time.monotonic()
+    try:
+        results[name] = fn()
+    except Exception as exc:  # noqa: BLE001 - one broken part must not hide the others
+        say(f"{name}: FAILED: {type(exc).__name__}: {str(exc)[:2000]}")
+        traceback.print_exc(file=sys.stderr)
+        results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}
+    results.setdefault("section_seconds", {})[name] = round(time.monotonic() - started, 1)
+
+
+def pin_version(version: Path, folder: Path) -> Path:
+    """``folder`` holding only a link to ``version``: a server on it serves this very version,
+    even if a newer one is exported beside it meanwhile."""
+    folder.mkdir(parents=True)
+    (folder / version.name).symlink_to(version, target_is_directory=True)
+    return folder
+
+
+def server_memory(pid: int) -> dict[str, float]:
+    """The kernel's figures for a process, in MiB: its resident memory now and its peak
+    (VmRSS, VmHWM of /proc/PID/status: the peak is the kernel's own, nothing is sampled).
+    Empty where /proc is not there."""
+    names = {"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib"}
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    found = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key in names:
+            found[names[key]] = int(value.split()[0]) / 1024.0  # kB
+    return found
+
+
+def dig(d: Any, *keys: str) -> Any:
+    """``d[k1][k2]...``, or None where a level is missing (or not a dict)."""
+    for key in keys:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def fmt(x: Any, spec: str = ".1f") -> str:
+    """A figure for a table: "-" for a missing or NaN one."""
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def target(
+    name: str, value: float | None, threshold: float, higher_is_better: bool, text: str, unit: str = ""
+) -> dict[str, Any]:
+    """One target: its measured value, the threshold and pass (None: not measured)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return {"name": name, "measured": "not measured", "value": None, "threshold": threshold, "pass": None}
+    ok = value >= threshold if higher_is_better else value <= threshold
+    return {
+        "name": name,
+        "measured": text or f"{value:.2f}{unit}",
+        "value": value,
+        "threshold": threshold,
+        "pass": bool(ok),
+    }

@@ -6,32 +6,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench import encoders
+from bench.common import dig as _get
+from bench.common import fmt as _f
+from bench.common import target as _target
 from common.files import atomic_write_text
 
 LEVEL_FOR_TARGETS = "32"
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(d, dict) or key not in d:
-            return None
-        d = d[key]
-    return d
-
-
-def _target(
-    name: str, value: float | None, threshold: float, higher_is_better: bool, text: str, unit: str = ""
-) -> dict[str, Any]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return {"name": name, "measured": "not measured", "value": None, "threshold": threshold, "pass": None}
-    ok = value >= threshold if higher_is_better else value <= threshold
-    return {
-        "name": name,
-        "measured": text or f"{value:.2f}{unit}",
-        "value": value,
-        "threshold": threshold,
-        "pass": bool(ok),
-    }
 
 
 def _cpu_ratio(pipe: dict[str, Any], key: str) -> str:
@@ -139,8 +120,37 @@ def _verdict(t: dict[str, Any]) -> str:
     return "**pass**" if t["pass"] else "**FAIL**" if t["pass"] is False else "not measured"
 
 
-def _f(x: Any, spec: str = ".1f") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+def _bound_rows(bound: dict[str, Any], name: str) -> list[str]:
+    """The serving table's rows of one bound: batch 1, then each larger batch."""
+    if "batch1_latency_ms" not in bound:
+        return []
+    b1 = bound["batch1_latency_ms"]
+    lines = [
+        f"| {name}: SavedModel in process, batch 1 | 1 | {1000 / b1['mean']:.0f} | {b1['p50']:.1f} | "
+        f"{b1['p90']:.1f} | {b1['p99']:.1f} | {bound['batch1_cpu_ms_per_item']:.1f} | {bound['batch1_calls']} | 0 |"
+    ]
+    for size, b in sorted(bound.get("batches", {}).items(), key=lambda kv: int(kv[0])):
+        lines.append(
+            f"| {name}: batch {size} (latency per call) | - | {b['items_per_s']:.0f} items/s | "
+            f"{b['call_ms']['p50']:.1f} | {b['call_ms']['p90']:.1f} | {b['call_ms']['p99']:.1f} | "
+            f"{b['cpu_ms_per_item']:.1f} | - | - |"
+        )
+    return lines
+
+
+def _server_rows(key: str, s: dict[str, Any]) -> list[str]:
+    """The serving table's rows of one server: a level each (or its failure)."""
+    if "error" in s:
+        return [f"| {key} | - | failed: {s['error'][:200]} | | | | | | |"]
+    lines = []
+    for clients, x in s["levels"].items():
+        lat = x["latency_ms"]
+        lines.append(
+            f"| {s['label']} | {clients} | {x['throughput_rps']:.1f} | {_f(lat['p50'])} | "
+            f"{_f(lat['p90'])} | {_f(lat['p99'])} | {_f(x.get('server_cpu_ms_per_prediction'))} | "
+            f"{x['requests']} | {x['errors']} |"
+        )
+    return lines
 
 
 def write_markdown(r: dict[str, Any], path: Path) -> None:
@@ -159,6 +169,7 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
         "|---|---|---|",
     ]
     lines += [f"| {t['name']} | {t['measured']} | {_verdict(t)} |" for t in r.get("targets", [])]
+    lines += encoders.markdown(r)
     servers = r.get("servers") or {}
     bound = r.get("bound") or {}
     lines += [
@@ -171,30 +182,11 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
         "| server | clients | req/s | p50 ms | p90 ms | p99 ms | server CPU ms / prediction | requests | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    if "batch1_latency_ms" in bound:
-        b1 = bound["batch1_latency_ms"]
-        lines.append(
-            f"| bound: SavedModel in process, batch 1 | 1 | {1000 / b1['mean']:.0f} | {b1['p50']:.1f} | "
-            f"{b1['p90']:.1f} | {b1['p99']:.1f} | {bound['batch1_cpu_ms_per_item']:.1f} | "
-            f"{bound['batch1_calls']} | 0 |"
-        )
-        for size, b in sorted(bound.get("batches", {}).items(), key=lambda kv: int(kv[0])):
-            lines.append(
-                f"| bound: batch {size} (latency per call) | - | {b['items_per_s']:.0f} items/s | "
-                f"{b['call_ms']['p50']:.1f} | {b['call_ms']['p90']:.1f} | {b['call_ms']['p99']:.1f} | "
-                f"{b['cpu_ms_per_item']:.1f} | - | - |"
-            )
-    for key, s in servers.items():
-        if "error" in s:
-            lines.append(f"| {key} | - | failed: {s['error'][:200]} | | | | | | |")
-            continue
-        for clients, x in s["levels"].items():
-            lat = x["latency_ms"]
-            lines.append(
-                f"| {s['label']} | {clients} | {x['throughput_rps']:.1f} | {_f(lat['p50'])} | "
-                f"{_f(lat['p90'])} | {_f(lat['p99'])} | {_f(x.get('server_cpu_ms_per_prediction'))} | "
-                f"{x['requests']} | {x['errors']} |"
-            )
+    pre = r.get("pretrained") or {}
+    lines += _bound_rows(bound, "bound")
+    lines += _bound_rows(pre.get("bound") or {}, f"pretrained {_get(pre, 'model', 'encoder')}: bound")
+    for key, server in {**servers, "pretrained": pre.get("service")}.items():
+        lines += _server_rows(key, server) if server else []
     pipe = r.get("pipeline") or {}
     lines += ["", "## Input pipeline (default model, one training epoch)", ""]
     if "files_examples_per_s" in pipe:
@@ -234,9 +226,21 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
     atomic_write_text(path, "\n".join(lines))
 
 
+def _plot_server(ax_t: Any, ax_l: Any, s: dict[str, Any], color: str) -> None:
+    """One server's lines: throughput; p50 solid and p99 dashed."""
+    levels = sorted(s["levels"], key=int)
+    xs = [int(c) for c in levels]
+    ax_t.plot(xs, [s["levels"][c]["throughput_rps"] for c in levels], "o-", color=color, label=s["label"])
+    ax_l.plot(xs, [s["levels"][c]["latency_ms"]["p50"] for c in levels], "o-", color=color, label=f"{s['label']} p50")
+    p99 = [s["levels"][c]["latency_ms"]["p99"] for c in levels]
+    ax_l.plot(xs, p99, "s--", color=color, alpha=0.6, label=f"{s['label']} p99")
+
+
 def write_plot(r: dict[str, Any], path: Path) -> Path | None:
     """Throughput and latency (p50 solid, p99 dashed) against concurrency, one line per server."""
-    servers = {k: s for k, s in (r.get("servers") or {}).items() if "levels" in s}
+    pre = r.get("pretrained") or {}
+    found = {**(r.get("servers") or {}), "pretrained": pre.get("service") or {}}
+    servers = {k: s for k, s in found.items() if "levels" in s}
     if not servers:
         return None
     import matplotlib
@@ -245,27 +249,14 @@ def write_plot(r: dict[str, Any], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, (ax_t, ax_l) = plt.subplots(1, 2, figsize=(12, 4.8))
-    bound = r.get("bound") or {}
-    for i, s in enumerate(servers.values()):
-        levels = sorted(s["levels"], key=int)
-        xs = [int(c) for c in levels]
-        color = f"C{i}"
-        ax_t.plot(xs, [s["levels"][c]["throughput_rps"] for c in levels], "o-", color=color, label=s["label"])
-        ax_l.plot(
-            xs, [s["levels"][c]["latency_ms"]["p50"] for c in levels], "o-", color=color, label=f"{s['label']} p50"
-        )
-        ax_l.plot(
-            xs,
-            [s["levels"][c]["latency_ms"]["p99"] for c in levels],
-            "s--",
-            color=color,
-            alpha=0.6,
-            label=f"{s['label']} p99",
-        )
-    if "batch32_items_per_s" in bound:
-        ax_t.axhline(bound["batch32_items_per_s"], color="gray", linestyle=":", label="bound: batch 32 in process")
-    if "batch1_latency_ms" in bound:
-        ax_l.axhline(bound["batch1_latency_ms"]["p50"], color="gray", linestyle=":", label="bound: batch-1 p50")
+    colors = {key: f"C{i}" for i, key in enumerate(servers)}
+    for key, s in servers.items():
+        _plot_server(ax_t, ax_l, s, colors[key])
+    bounds = ((r.get("bound"), "bound", "gray"), (pre.get("bound"), "pretrained bound", colors.get("pretrained", "k")))
+    for bound, name, color in bounds:
+        if bound and "batch32_items_per_s" in bound:
+            ax_t.axhline(bound["batch32_items_per_s"], color=color, linestyle=":", label=f"{name}: batch 32 in process")
+            ax_l.axhline(bound["batch1_latency_ms"]["p50"], color=color, linestyle=":", label=f"{name}: batch-1 p50")
     ticks = sorted({int(c) for s in servers.values() for c in s["levels"]})
     for ax in (ax_t, ax_l):
         ax.set_xscale("log", base=2)

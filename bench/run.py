@@ -3,9 +3,13 @@
 Each part runs in its own process: the input pipeline and the bound (TensorFlow in process), two
 training runs for the memory figure, and each server (the service with micro-batching on and
 off, the naive tutorial-style service) under uvicorn on a free 127.0.0.1 port, driven by the load
-generator (bench/load.py) in yet another process. Writes bench/results/latest.json, latest.md
-and latency_throughput.png. ``--quick`` (or QUICK=1) is the short version for CI (every part
-smaller; about 4-7 minutes on 2 shared cores, most of it fixed costs: TensorFlow start-up and tracing).
+generator (bench/load.py) in yet another process. The served model with the pretrained photo
+encoder (bench/pretrained.py: trained once by the bench unless ``--pretrained-model-dir`` holds
+one) gets the same bound and micro-batched service, beside the scratch model of ``--model-dir``;
+bench/features.py times `make train`'s feature pass of that encoder. Writes
+bench/results/latest.json, latest.md and latency_throughput.png. ``--quick`` (or QUICK=1) is the
+short version for CI (every part smaller, the pretrained model at 64 px; about 5-8 minutes on 2
+shared cores, most of it fixed costs: TensorFlow start-up and tracing).
 """
 
 from __future__ import annotations
@@ -19,17 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, make_payloads, run_json, say
-from bench.serving import bench_server, server_specs
+from bench.common import ROOT, make_payloads, pin_version, run_json, run_section, say
+from bench.serving import bench_server, run_bound, server_specs
 from common.files import atomic_write_text
 from harness.models import newest_servable
 
-PARTS = ("pipeline", "memory", "bound", "servers")
+PARTS = ("pipeline", "memory", "bound", "servers", "pretrained", "features")
+SCRATCH_PARTS = {"bound", "servers"}  # the parts that need the model of --model-dir
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,11 @@ class Profile:
     min_samples: int
     servers: tuple[str, ...]
     naive_levels: tuple[int, ...]  # model.predict per request is so slow that quick runs skip levels
+    pretrained_rows: int  # the listings the bench trains its pretrained model on, when it has to
+    pretrained_image_size: int
+    pretrained_levels: tuple[int, ...]
+    feature_photos: int
+    feature_image_size: int
 
 
 # Each field: (full run, quick run).
@@ -67,9 +76,28 @@ _PROFILES: dict[str, tuple[Any, Any]] = {
         ("batched", "unbatched", "naive"),
     ),
     "naive_levels": ((1, 8, 32, 64), (1, 32)),
+    "pretrained_rows": (300, 200),
+    "pretrained_image_size": (224, 64),
+    "pretrained_levels": ((1, 32), (1, 32)),
+    "feature_photos": (384, 64),
+    "feature_image_size": (224, 224),
 }
 FULL = Profile(**{name: values[0] for name, values in _PROFILES.items()})
 QUICK = Profile(**{name: values[1] for name, values in _PROFILES.items()})
+
+
+def model_info(model_dir: Path, version: Path | None) -> dict[str, Any]:
+    """The scratch model's folder, version, photo encoder and image size (from its card)."""
+    if version is None:
+        return {"dir": str(model_dir), "version": None}
+    card = json.loads((version / "model_card.json").read_text())
+    model = card.get("config", {}).get("model", {})
+    return {
+        "dir": str(model_dir),
+        "version": version.name,
+        "encoder": model.get("image_encoder", "scratch"),
+        "image_size": model.get("image_size"),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -104,18 +132,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_section(results: dict[str, Any], name: str, fn: Any) -> None:
-    """Run one part; a failure is recorded (and reported) without stopping the others."""
-    started = time.monotonic()
-    try:
-        results[name] = fn()
-    except Exception as exc:  # noqa: BLE001 - one broken part must not hide the others
-        say(f"{name}: FAILED: {type(exc).__name__}: {str(exc)[:2000]}")
-        traceback.print_exc(file=sys.stderr)
-        results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}
-    results.setdefault("section_seconds", {})[name] = round(time.monotonic() - started, 1)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument(
@@ -136,6 +152,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="comma-separated servers (" + ", ".join(server_specs(Path())) + "); default: the mode's list",
     )
+    p.add_argument(
+        "--pretrained-model-dir",
+        type=Path,
+        default=None,
+        help="folder of versions of a model with the pretrained photo encoder; when it holds none (or is not "
+        "given) the bench trains a small one into it (default models/bench-pretrained/<encoder>-<size>px), reused later",
+    )
     return p.parse_args(argv)
 
 
@@ -144,7 +167,7 @@ def refusal(a: argparse.Namespace, parts: set[str], chosen: list[str]) -> str | 
     known = set(server_specs(a.model_dir))
     if not parts <= set(PARTS) or not set(chosen) <= known:
         return f"error: --only takes {','.join(PARTS)} and --servers {','.join(sorted(known))}"
-    if newest_servable(a.model_dir) is None:
+    if parts & SCRATCH_PARTS and newest_servable(a.model_dir) is None:
         return f"error: no model version under {a.model_dir}: run `make train` first"
     data_table = ROOT / "data/synthetic/items.csv"
     if "pipeline" in parts and not data_table.exists():
@@ -163,18 +186,6 @@ def run_memory(profile: Profile) -> dict[str, Any]:
     return measure(profile.memory_n)
 
 
-def run_bound(profile: Profile, version: Path, payloads: Path) -> dict[str, Any]:
-    say("bound: the SavedModel in process on raw inputs")
-    args = ["-m", "bench.bound", "--model", str(version), "--payloads", str(payloads),
-            "--calls", str(profile.bound_calls), "--batch-calls", str(profile.bound_batch_calls)]  # fmt: skip
-    bound = run_json(args, timeout=900)
-    say(
-        f"bound: batch 1 p50 {bound['batch1_latency_ms']['p50']:.2f} ms, "
-        f"p99 {bound['batch1_latency_ms']['p99']:.2f} ms; batch 32: {bound['batch32_items_per_s']:.0f} items/s"
-    )
-    return bound
-
-
 def run_servers(profile: Profile, chosen: list[str], model_dir: Path, payloads: Path, logs: Path) -> dict[str, Any]:
     specs = server_specs(model_dir)
     servers: dict[str, Any] = {}
@@ -184,22 +195,28 @@ def run_servers(profile: Profile, chosen: list[str], model_dir: Path, payloads: 
     return servers
 
 
-def run_parts(results: dict[str, Any], profile: Profile, parts: set[str], chosen: list[str], version: Path) -> None:
+def run_parts(
+    results: dict[str, Any], profile: Profile, a: argparse.Namespace, chosen: list[str], version: Path | None
+) -> None:
     """Every chosen part, each recorded in ``results`` (a failed part as its error)."""
+    from bench import features, pretrained
+
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
-        say(f"payloads: generating {profile.payloads} synthetic listings as /v1/predict bodies")
-        payloads = make_payloads(version, profile.payloads, work)
-        # Every server serves this very version, even if `make train` exports a newer one meanwhile.
-        pinned = work / "models"
-        pinned.mkdir()
-        (pinned / version.name).symlink_to(version, target_is_directory=True)
         sections = {
             "pipeline": lambda: run_pipeline(profile),
             "memory": lambda: run_memory(profile),
-            "bound": lambda: run_bound(profile, version, payloads),
-            "servers": lambda: run_servers(profile, chosen, pinned, payloads, work / "logs"),
+            "pretrained": lambda: pretrained.measure(profile, a.pretrained_model_dir, work),
+            "features": lambda: features.run(profile),
         }
+        parts = set(a.only.split(","))
+        if parts & SCRATCH_PARTS and version is not None:
+            say(f"payloads: generating {profile.payloads} synthetic listings as /v1/predict bodies")
+            payloads = make_payloads(version, profile.payloads, work)
+            # Every server serves this very version, even if `make train` exports a newer one meanwhile.
+            pinned = pin_version(version, work / "models")
+            sections["bound"] = lambda: run_bound(profile, version, payloads)
+            sections["servers"] = lambda: run_servers(profile, chosen, pinned, payloads, work / "logs")
         for name in PARTS:
             if name in parts:
                 run_section(results, name, sections[name])
@@ -207,9 +224,11 @@ def run_parts(results: dict[str, Any], profile: Profile, parts: set[str], chosen
 
 def write_results(results: dict[str, Any], out: Path) -> None:
     """latest.json, latest.md and the plot; the targets on stderr."""
+    from bench.encoders import evaluate_encoders
     from bench.report import evaluate_targets, write_markdown, write_plot
 
     results["targets"] = evaluate_targets(results)
+    evaluate_encoders(results)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "latest.json", json.dumps(results, indent=2) + "\n")
     write_markdown(results, out / "latest.md")
@@ -222,6 +241,8 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     for target in results["targets"]:
         verdict = "PASS" if target["pass"] else "FAIL" if target["pass"] is False else "n/a "
         say(f"target {verdict}: {target['name']}: {target['measured']}")
+    for target in results["encoder_targets"]:
+        say(f"{target['side']}, {target['encoder']}: {target['verdict']}: {target['name']}: {target['measured']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,20 +256,19 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     version = newest_servable(a.model_dir)
-    assert version is not None
     started = time.monotonic()
     results: dict[str, Any] = {
         "mode": "quick" if a.quick else "full",
         "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
-        "model": {"dir": str(a.model_dir), "version": version.name},
+        "model": model_info(a.model_dir, version),
         "profile": asdict(profile),
     }
     say(
         f"{results['mode']} run on {results['machine']['cores']} cores ({results['machine']['cpu']}), "
         f"load average {results['machine']['load_average_start'][0]:.1f}; model {version}"
     )
-    run_parts(results, profile, parts, chosen, version)
+    run_parts(results, profile, a, chosen, version)
     results["machine"]["load_average_end"] = os.getloadavg()
     results["seconds"] = round(time.monotonic() - started, 1)
     write_results(results, a.out)

@@ -1,6 +1,7 @@
 """The servers the benchmark drives and how: each under uvicorn in its own process on a free
 127.0.0.1 port (harness/server.py), the load generator (bench/load.py) in yet another, one run
-per level of concurrency."""
+per level of concurrency; the server's resident memory when ready and its peak after the last
+level. And the bound (bench/bound.py) in its own process."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import run_json, say
+from bench.common import run_json, say, server_memory
 from harness.server import ServiceProcess
 
 
@@ -88,6 +89,7 @@ def bench_server(spec: ServerSpec, profile: Any, payloads: Path, logs: Path) -> 
     say(f"{spec.label}: starting {server.name}")
     with server:
         out["startup_s"] = round(server.started_s, 1)
+        out["memory_ready"] = server_memory(server.pid)
         say(f"{spec.label}: ready after {server.started_s:.0f} s (pid {server.pid}, {server.url})")
         levels = spec.levels or (profile.naive_levels if spec.app.startswith("bench.naive") else profile.levels)
         for clients in levels:
@@ -101,4 +103,19 @@ def bench_server(spec: ServerSpec, profile: Any, payloads: Path, logs: Path) -> 
                 f"server CPU {result.get('server_cpu_ms_per_prediction', float('nan')):.1f} ms/prediction, "
                 f"{result['errors']} errors"
             )
+        out["memory"] = server_memory(server.pid)  # before it stops: the peak over every level
+    say(f"{spec.label}: peak RSS {out['memory'].get('peak_rss_mib', float('nan')):.0f} MiB")
     return out
+
+
+def run_bound(profile: Any, version: Path, payloads: Path, label: str = "bound") -> dict[str, Any]:
+    """bench.bound on ``version`` in its own process (batch 1, 8 and 32)."""
+    say(f"{label}: the SavedModel in process on raw inputs")
+    args = ["-m", "bench.bound", "--model", str(version), "--payloads", str(payloads),
+            "--calls", str(profile.bound_calls), "--batch-calls", str(profile.bound_batch_calls)]  # fmt: skip
+    bound = run_json(args, timeout=1800)
+    say(
+        f"{label}: batch 1 p50 {bound['batch1_latency_ms']['p50']:.2f} ms, "
+        f"p99 {bound['batch1_latency_ms']['p99']:.2f} ms; batch 32: {bound['batch32_items_per_s']:.0f} items/s"
+    )
+    return bound
