@@ -103,9 +103,11 @@ container-model:  # stops with "run `make train` first" when MODEL holds no expo
 container-test: container-model container-tools $(VENV)/.installed  ## build the image, run it and check it from outside
 	$(PY) deploy/container/container_test.py --model-dir $(MODEL) --tag $(IMAGE)
 
-bench: $(VENV)/.installed  ## benchmarks -> bench/results/latest.{json,md} + plot (QUICK=1: the short CI version)
+# PRETRAINED_MODEL_DIR: a model with the pretrained photo encoder to measure beside MODEL_DIR's;
+# unset (or empty of versions), bench trains a small one once (models/bench-pretrained/...) and reuses it.
+bench: $(VENV)/.installed  ## benchmarks -> bench/results/latest.{json,md} + plot (QUICK=1: the short CI version; PRETRAINED_MODEL_DIR=...)
 	@ls -d $(MODEL_DIR)/[0-9]* >/dev/null 2>&1 || { echo "error: no model version under $(MODEL_DIR): run 'make train' first"; exit 2; }
-	$(PY) -m bench --model-dir $(MODEL_DIR) $(if $(filter-out 0,$(QUICK)),--quick,)
+	$(PY) -m bench --model-dir $(MODEL_DIR) $(if $(filter-out 0,$(QUICK)),--quick,) $(if $(PRETRAINED_MODEL_DIR),--pretrained-model-dir $(PRETRAINED_MODEL_DIR),)
 
 fuzz: $(VENV)/.installed  ## schemathesis from /openapi.json against a real uvicorn on MODEL_DIR (FUZZ_EXAMPLES per route)
 	$(PY) -m reliability.fuzz --model-dir $(MODEL_DIR) --max-examples $(FUZZ_EXAMPLES)
