@@ -18,39 +18,30 @@ from bench.common import dig, fmt, target
 THROUGHPUT_SHARE = 0.8
 LATENCY_GAP_MS = 3.0
 
-# (label, key, format) of the side-by-side table, in its order.
+# The side-by-side table, in its order: (label, key, format, where it is read: the bound's
+# result or the service's, and the keys down to it).
 ROWS = (
-    ("in process, batch 1: p50 ms", "bound_batch1_p50_ms", ".1f"),
-    ("in process, batch 1: p99 ms", "bound_batch1_p99_ms", ".1f"),
-    ("in process, batch 32: items/s", "bound_batch32_items_per_s", ".0f"),
-    ("service, 1 client: p50 ms", "service_1_p50_ms", ".1f"),
-    ("service, 1 client: p99 ms", "service_1_p99_ms", ".1f"),
-    ("service, 32 clients: req/s", "service_32_rps", ".0f"),
-    ("service, 32 clients: p50 ms", "service_32_p50_ms", ".0f"),
-    ("service, 32 clients: p99 ms", "service_32_p99_ms", ".0f"),
-    ("service, 32 clients: server CPU ms / prediction", "service_32_cpu_ms", ".1f"),
-    ("service, 32 clients: load generator CPU ms / request (shares the cores)", "client_32_cpu_ms", ".1f"),
-    ("server RSS when ready, MiB", "server_ready_rss_mib", ".0f"),
-    ("server peak RSS, MiB", "server_peak_rss_mib", ".0f"),
-)
+    ("in process, batch 1: p50 ms", "bound_batch1_p50_ms", ".1f", "bound", ("batch1_latency_ms", "p50")),
+    ("in process, batch 1: p99 ms", "bound_batch1_p99_ms", ".1f", "bound", ("batch1_latency_ms", "p99")),
+    ("in process, batch 32: items/s", "bound_batch32_items_per_s", ".0f", "bound", ("batch32_items_per_s",)),
+    ("service, 1 client: p50 ms", "service_1_p50_ms", ".1f", "service", ("levels", "1", "latency_ms", "p50")),
+    ("service, 1 client: p99 ms", "service_1_p99_ms", ".1f", "service", ("levels", "1", "latency_ms", "p99")),
+    ("service, 32 clients: req/s", "service_32_rps", ".0f", "service", ("levels", "32", "throughput_rps")),
+    ("service, 32 clients: p50 ms", "service_32_p50_ms", ".0f", "service", ("levels", "32", "latency_ms", "p50")),
+    ("service, 32 clients: p99 ms", "service_32_p99_ms", ".0f", "service", ("levels", "32", "latency_ms", "p99")),
+    ("service, 32 clients: server CPU ms / prediction", "service_32_cpu_ms", ".1f", "service",
+     ("levels", "32", "server_cpu_ms_per_prediction")),
+    ("service, 32 clients: load generator CPU ms / request (shares the cores)", "client_32_cpu_ms", ".1f",
+     "service", ("levels", "32", "client_cpu_ms_per_request")),
+    ("server RSS when ready, MiB", "server_ready_rss_mib", ".0f", "service", ("memory_ready", "rss_mib")),
+    ("server peak RSS, MiB", "server_peak_rss_mib", ".0f", "service", ("memory", "peak_rss_mib")),
+)  # fmt: skip
 
 
 def summary(bound: Any, service: Any) -> dict[str, Any]:
-    """One encoder's figures (None where not measured)."""
-    return {
-        "bound_batch1_p50_ms": dig(bound, "batch1_latency_ms", "p50"),
-        "bound_batch1_p99_ms": dig(bound, "batch1_latency_ms", "p99"),
-        "bound_batch32_items_per_s": dig(bound, "batch32_items_per_s"),
-        "service_1_p50_ms": dig(service, "levels", "1", "latency_ms", "p50"),
-        "service_1_p99_ms": dig(service, "levels", "1", "latency_ms", "p99"),
-        "service_32_rps": dig(service, "levels", "32", "throughput_rps"),
-        "service_32_p50_ms": dig(service, "levels", "32", "latency_ms", "p50"),
-        "service_32_p99_ms": dig(service, "levels", "32", "latency_ms", "p99"),
-        "service_32_cpu_ms": dig(service, "levels", "32", "server_cpu_ms_per_prediction"),
-        "client_32_cpu_ms": dig(service, "levels", "32", "client_cpu_ms_per_request"),
-        "server_ready_rss_mib": dig(service, "memory_ready", "rss_mib"),
-        "server_peak_rss_mib": dig(service, "memory", "peak_rss_mib"),
-    }
+    """One encoder's figures, by the keys of ROWS (None where not measured)."""
+    found = {"bound": bound, "service": service}
+    return {key: dig(found[where], *path) for _, key, _, where, path in ROWS}
 
 
 def sides(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -115,6 +106,8 @@ def markdown(r: dict[str, Any]) -> list[str]:
     """The section of latest.md: the table side by side, the targets per encoder, the feature pass."""
     found = sides(r)
     lines = ["", "## Scratch vs pretrained photo encoder (the served model, `POST /v1/predict?explain=false`)", ""]
+    failed = dig(r, "pretrained", "error")
+    lines += [f"- pretrained: failed: {failed[:300]}"] if failed else []
     if not found:
         return [*lines, "not measured", *features_markdown(r)]
     lines += [f"- {name}: {s['source']}" for name, s in found.items()]
@@ -127,7 +120,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
         "| | " + " | ".join(s["label"] for s in found.values()) + " |",
         "|---|" + "---:|" * len(found),
     ]
-    for label, key, spec in ROWS:
+    for label, key, spec, _, _ in ROWS:
         lines.append(f"| {label} | " + " | ".join(fmt(s["figures"][key], spec) for s in found.values()) + " |")
     lines += ["", "Targets, per encoder (a miss does not fail the run):", ""]
     targets = r.get("encoder_targets") or [t for n, s in found.items() for t in side_targets(n, s)]

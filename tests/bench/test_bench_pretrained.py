@@ -92,8 +92,9 @@ def test_targets_per_encoder_met_missed_and_not_measured():
     assert "| in process, batch 32: items/s | 100 | 100 |" in text
     assert "**target missed**: 0.70x (70.0 req/s vs 100.0 items/s)" in text
     assert "not measured (boom)" in text  # the feature pass
-    results["servers"] = {}
-    assert {t["verdict"] for t in evaluate_encoders(results) if t["side"] == "scratch"} == {"not measured"}
+    results["servers"], results["pretrained"] = {}, {"error": "RuntimeError: training exited with 1"}
+    assert {t["verdict"] for t in evaluate_encoders(results)} == {"not measured"}  # scratch's (b) needs a server
+    assert "- pretrained: failed: RuntimeError: training exited with 1" in markdown(results)
 
 
 @pytest.mark.slow  # trains a model and starts a server
