@@ -124,7 +124,7 @@ def markdown(r: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(fmt(s["figures"][key], spec) for s in found.values()) + " |")
     lines += ["", "Targets, per encoder (a miss does not fail the run):", ""]
     targets = r.get("encoder_targets") or [t for n, s in found.items() for t in side_targets(n, s)]
-    lines += [f"- {t['side']}, {t['encoder']}: {t['name']}: **{t['verdict']}**: {t['measured']}" for t in targets]
+    lines += [f"- {t['encoder']}: {t['name']}: **{t['verdict']}**: {t['measured']}" for t in targets]
     return lines + features_markdown(r)
 
 

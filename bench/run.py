@@ -242,7 +242,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
         verdict = "PASS" if target["pass"] else "FAIL" if target["pass"] is False else "n/a "
         say(f"target {verdict}: {target['name']}: {target['measured']}")
     for target in results["encoder_targets"]:
-        say(f"{target['side']}, {target['encoder']}: {target['verdict']}: {target['name']}: {target['measured']}")
+        say(f"{target['encoder']}: {target['verdict']}: {target['name']}: {target['measured']}")
 
 
 def main(argv: list[str] | None = None) -> int:
