@@ -10,6 +10,7 @@ features a model was trained on are the features it is served with (the parity t
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from pathlib import Path
@@ -66,8 +67,6 @@ def _read_cache(path: Path) -> dict[str, np.ndarray]:
 
 
 def _write_cache(path: Path, known: dict[str, np.ndarray]) -> None:
-    import io
-
     buf = io.BytesIO()
     names = sorted(known)
     np.savez(buf, paths=np.array(names), features=np.stack([known[p] for p in names]).astype("float32"))
