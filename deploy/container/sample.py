@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +55,9 @@ def image_input(card: dict) -> str:
 
 def reference_price(version_dir: Path, card: dict, fields: dict, picture: bytes) -> float:
     """The price the SavedModel itself gives for the same raw inputs, outside the container."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from common.quiet import import_tensorflow
+
+    import_tensorflow()  # the host side runs in the venv: no native start-up lines
     import tensorflow as tf
 
     model = tf.saved_model.load(str(version_dir))
