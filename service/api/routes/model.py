@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from service.api.deps import ModelDep, require_api_key
+from service.api.deps import ServedDep
 from service.api.routes.predict import ERRORS
 
-router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", tags=["model"])
 
 
 @router.get(
@@ -18,10 +18,11 @@ router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_a
     responses={k: ERRORS[k] for k in (401, 503)},
     response_description="The model card as exported (docs/contract.md) plus a `served` block.",
 )
-async def model_card(model: ModelDep) -> dict[str, Any]:
+async def model_card(served: ServedDep) -> dict[str, Any]:
     """Version, input schema (with the accepted range of each numeric input), metrics, created
     time, as written by the exporter; `served` says which folder answers and since when, the
     levels a `range` can be asked at and whether answers carry `contributions`."""
+    model = served.model
     card = dict(model.card)
     card["inputs"] = [
         dict(entry, accepted_range=list(spec.accepted_range))

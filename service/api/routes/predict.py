@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.deps import ModelDep, ServiceDep, require_api_key
+from service.api.deps import ServedDep, ServiceState
 from service.api.middleware import request_log
 from service.batcher import BatcherClosed, Outcome
 from service.explain import plan_rows
@@ -28,7 +28,7 @@ from service.schemas.errors import InputError
 from service.schemas.response import BatchPrediction, BatchResponse, ErrorResponse, PredictResponse
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1", tags=["predict"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/v1", tags=["predict"])
 
 ERRORS = {
     401: {"model": ErrorResponse, "description": "API_KEY is set and the key is missing or wrong."},
@@ -76,7 +76,7 @@ def _range_level(model: LoadedModel, level: float | None) -> float | None:
 
 
 async def _price(
-    service: ServiceDep,
+    service: ServiceState,
     model: LoadedModel,
     prepared: Sequence[PreparedRow],
     request: Request,
@@ -100,7 +100,7 @@ async def _price(
 
 
 async def _run(
-    service: ServiceDep,
+    service: ServiceState,
     model: LoadedModel,
     rows: Sequence[dict[str, Any]],
     request: Request,
@@ -200,12 +200,13 @@ def _log_model(request: Request, model: LoadedModel, items: int) -> None:
     responses=ERRORS,
 )
 async def predict(
-    request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
+    request: Request, served: ServedDep, explain: ExplainQuery = True, level: LevelQuery = None
 ) -> Response:
     """Fields are the model's inputs by name (see GET /v1/model); `image` is the photo file
     as base64. A categorical value the model never saw is accepted with a warning. The answer
     holds the price, its calibrated `range` and (unless `explain=false`) the `contributions` of
     metadata, text and photo."""
+    service, model = served.service, served.model
     _log_model(request, model, 1)
     _require_content_type(request, ("application/json",))
     range_level = _range_level(model, level)
@@ -223,10 +224,11 @@ async def predict(
     responses=ERRORS,
 )
 async def predict_upload(
-    request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
+    request: Request, served: ServedDep, explain: ExplainQuery = True, level: LevelQuery = None
 ) -> Response:
     """The same inputs as `/v1/predict` as `multipart/form-data`: the photo as the file part
     named after the image input (`image`), the other inputs as form fields. The same answer."""
+    service, model = served.service, served.model
     _log_model(request, model, 1)
     settings = service.settings
     n_images = len(model.schema.image_inputs)
@@ -265,10 +267,11 @@ async def predict_upload(
     responses=ERRORS,
 )
 async def predict_batch(
-    request: Request, model: ModelDep, service: ServiceDep, explain: ExplainQuery = True, level: LevelQuery = None
+    request: Request, served: ServedDep, explain: ExplainQuery = True, level: LevelQuery = None
 ) -> Response:
     """`{"items": [...]}`, each item as the body of `/v1/predict`; the answers (price, range,
     contributions) come in the same order. An invalid item gives 422 naming its index and field."""
+    service, model = served.service, served.model
     _require_content_type(request, ("application/json",))
     range_level = _range_level(model, level)
     body = await request.body()
