@@ -68,19 +68,36 @@ class PreparedImage:
     passthrough: bool
 
 
+def _strip_data_uri(text: str) -> str:
+    """``text`` without its ``data:image/...;base64,`` prefix, if it has one; refuses a data URI
+    that is not base64 (422) or not of an image type (415)."""
+    match = _DATA_URI.match(text[:200])
+    if not match:
+        return text
+    media_type = match.group(1).strip().lower()
+    if ";base64" not in match.group(2).lower():
+        raise ImageError(422, "data URI must be base64-encoded (data:image/...;base64,...)")
+    if media_type == "image/svg+xml":
+        raise ImageError(415, f"SVG images are not accepted; send {_ACCEPTED_TEXT}")
+    if media_type and not media_type.startswith("image/"):
+        raise ImageError(415, f"media type {media_type!r} is not an image; send {_ACCEPTED_TEXT}")
+    return text[match.end() :]
+
+
 def decode_base64_image(text: str, max_bytes: int) -> bytes:
     """Decode a base64 image (standard or URL-safe alphabet, padding optional, an optional
     ``data:image/...;base64,`` prefix). Raises ImageError (422, 413 or 415)."""
-    match = _DATA_URI.match(text[:200])
-    if match:
-        media_type = match.group(1).strip().lower()
-        if ";base64" not in match.group(2).lower():
-            raise ImageError(422, "data URI must be base64-encoded (data:image/...;base64,...)")
-        if media_type == "image/svg+xml":
-            raise ImageError(415, f"SVG images are not accepted; send {_ACCEPTED_TEXT}")
-        if media_type and not media_type.startswith("image/"):
-            raise ImageError(415, f"media type {media_type!r} is not an image; send {_ACCEPTED_TEXT}")
-        text = text[match.end() :]
+    text = _strip_data_uri(text)
+    # The common case, plain padded standard base64, in one C call: this function took 15 us for
+    # a 4 kB photo this way, 112 us the long way below (its regular expressions scan the text
+    # twice). Anything else (whitespace, URL-safe, no padding, errors) takes the long way.
+    if (len(text) * 3) // 4 <= max_bytes + 2:  # else the long way says 413 before decoding
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            data = b""
+        if data and len(data) <= max_bytes:
+            return data
     text = _WHITESPACE.sub("", text)
     if not text:
         raise ImageError(422, "image is empty")
