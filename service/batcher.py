@@ -1,6 +1,6 @@
 """Gathers concurrent prediction rows into one SavedModel call, run off the event loop.
 
-Adaptive micro-batching: a single consumer task forms the batches and runs each call in one
+Adaptive micro-batching: the batches are formed on the event loop and each call runs in one
 worker thread, so the event loop never blocks on TensorFlow. A row that finds the model idle is
 sent at once (alone, unless others arrived in the same event-loop turn); the rows that arrive
 while a call runs wait for it and go together into the next call, at most BATCH_MAX_SIZE per
@@ -19,7 +19,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +88,14 @@ def run_model(model: LoadedModel, rows: Sequence[Mapping[str, Any]], metrics: Me
 
 
 class MicroBatcher:
-    """Async front of the model: ``await predict(model, rows)`` gives one Outcome per row."""
+    """Async front of the model: ``await predict(model, rows)`` gives one Outcome per row.
+
+    No task of its own: a batch starts in ``_dispatch``, called when rows arrive, when a call
+    ends and when a wait for company runs out, all on the event loop. So a lone row goes from
+    the request's own task straight into the worker thread, and its result comes back in one
+    event-loop callback that also starts the next batch: no queue task to wake in between (two
+    event-loop turns fewer per request than a consumer task awaiting the worker).
+    """
 
     def __init__(self, *, max_size: int, max_wait_ms: float, metrics: Metrics) -> None:
         self.max_size = max(1, max_size)
@@ -98,27 +105,22 @@ class MicroBatcher:
         workers = 1 if self.enabled else max(2, os.cpu_count() or 2)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
         self._pending: deque[_Job] = deque()
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._running: list[_Job] | None = None  # the batch in the worker thread
+        self._timer: asyncio.TimerHandle | None = None  # the end of a wait for company
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     async def start(self) -> None:
-        if self.enabled:
-            self._wakeup = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._consume(), name="batcher")
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        while self._pending:
-            job = self._pending.popleft()
+        if self._timer is not None:
+            self._timer.cancel()
+        for job in [*(self._running or []), *self._pending]:
             if not job.future.done():
                 job.future.set_exception(BatcherClosed("the service is shutting down"))
+        self._pending.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def predict(self, model: LoadedModel, rows: Sequence[Mapping[str, Any]]) -> list[Outcome]:
@@ -138,57 +140,60 @@ class MicroBatcher:
             future: asyncio.Future[Outcome] = loop.create_future()
             self._pending.append(_Job(model, row, future, now))
             futures.append(future)
-        assert self._wakeup is not None
-        self._wakeup.set()
+        self._dispatch()
         if len(futures) == 1:
             return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
-    async def _consume(self) -> None:
-        assert self._wakeup is not None
-        while True:
-            while not self._pending:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            await self._wait_for_company()
-            batch = self._take_batch()
-            if batch:
-                await self._run_batch(batch)
-
-    async def _wait_for_company(self) -> None:
-        """With BATCH_MAX_WAIT_MS, let more rows join until the first row has waited that long.
-        With no wait (the default) the call starts at once: rows that queued during the previous
-        call, or the lone row that found the model idle."""
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
-        deadline = self._pending[0].enqueued + self.max_wait_s
-        while self.max_wait_s > 0 and len(self._pending) < self.max_size:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+    def _dispatch(self) -> None:
+        """Start the next call if the worker is free and rows wait. With BATCH_MAX_WAIT_MS, rows
+        wait for company until the first has waited that long or a batch is full; with no wait
+        (the default) the call starts at once: rows that queued during the previous call, or the
+        lone row that found the model idle."""
+        if self._running is not None or self._closed or not self._pending:
+            return
+        assert self._loop is not None, "start() was not called"
+        if self.max_wait_s > 0 and len(self._pending) < self.max_size:
+            deadline = self._pending[0].enqueued + self.max_wait_s
+            if deadline > self._loop.time():
+                if self._timer is None:
+                    self._timer = self._loop.call_at(deadline, self._wait_over)
                 return
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
-                return
+        batch = self._take_batch()
+        if not batch:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._running = batch
+        call = self._executor.submit(run_model, batch[0].model, [j.row for j in batch], self.metrics)
+        call.add_done_callback(self._call_done)
 
-    async def _run_batch(self, batch: list[_Job]) -> None:
-        """One model call in the worker thread; each job's future gets its row's outcome."""
-        loop = asyncio.get_running_loop()
+    def _wait_over(self) -> None:
+        self._timer = None
+        self._dispatch()
+
+    def _call_done(self, call: Future[list[Outcome]]) -> None:
+        """In the worker thread: hand the outcomes to the event loop (gone at shutdown)."""
+        assert self._loop is not None
         try:
-            outcomes = await loop.run_in_executor(
-                self._executor, run_model, batch[0].model, [j.row for j in batch], self.metrics
-            )
-        except asyncio.CancelledError:
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(BatcherClosed("the service is shutting down"))
-            raise
+            self._loop.call_soon_threadsafe(self._finish, call)
+        except RuntimeError:  # the loop is closed: stop() already failed this batch
+            pass
+
+    def _finish(self, call: Future[list[Outcome]]) -> None:
+        """On the loop: each job's future gets its row's outcome; the next call starts."""
+        batch, self._running = self._running or [], None
+        try:
+            outcomes = call.result()
+        except CancelledError:  # shut down before the call started
+            outcomes = [Outcome(None, BatcherClosed("the service is shutting down"), len(batch))] * len(batch)
         except Exception as exc:  # noqa: BLE001  # the executor itself failed
             outcomes = [Outcome(None, exc, len(batch))] * len(batch)
         for job, outcome in zip(batch, outcomes, strict=True):
             if not job.future.done():
                 job.future.set_result(outcome)
+        self._dispatch()
 
     def _take_batch(self) -> list[_Job]:
         """Up to max_size live jobs from the front, all for the same model version."""
