@@ -49,24 +49,17 @@ def time_batches(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.bound", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, type=Path, help="a version folder, e.g. models/price/1")
-    p.add_argument("--payloads", required=True, type=Path)
-    p.add_argument("--calls", type=int, default=300, help="batch-1 calls measured")
-    p.add_argument("--batch-calls", type=int, default=30, help="calls measured per larger batch size")
-    a = p.parse_args(argv)
-
+def signature_call(model: Path, inputs: list[dict[str, Any]]) -> tuple[Callable[[list[dict[str, Any]]], Any], float]:
+    """(``call(rows) -> prices``, seconds the SavedModel took to load): the serving signature
+    called on raw rows, its tensors built from the Python values, as a server has to."""
     import numpy as np
     import tensorflow as tf
 
-    inputs, bodies = load_payloads(a.payloads)
-    rows = raw_rows(inputs, bodies)
     t0 = time.perf_counter()
-    signature = tf.saved_model.load(str(a.model)).signatures["serving_default"]
+    signature = tf.saved_model.load(str(model)).signatures["serving_default"]
     load_s = time.perf_counter() - t0
 
-    def call(batch: list[dict[str, Any]]) -> np.ndarray:
+    def call(batch: list[dict[str, Any]]) -> Any:
         feeds = {}
         for spec in inputs:
             values = [r[spec["name"]] for r in batch]
@@ -76,9 +69,28 @@ def main(argv: list[str] | None = None) -> int:
                 feeds[spec["name"]] = tf.constant(values, dtype=tf.string)
         return signature(**feeds)["price"].numpy()
 
-    for i in range(20):  # warm-up: both batch sizes, as the service's warm-up does
+    return call, load_s
+
+
+def warm_up(call: Callable[[list[dict[str, Any]]], Any], rows: list[dict[str, Any]]) -> None:
+    """Both batch sizes, as the service's warm-up does."""
+    for i in range(20):
         call(rows[i % len(rows) : i % len(rows) + 1])
         call([rows[(i + j) % len(rows)] for j in range(32)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.bound", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, type=Path, help="a version folder, e.g. models/price/1")
+    p.add_argument("--payloads", required=True, type=Path)
+    p.add_argument("--calls", type=int, default=300, help="batch-1 calls measured")
+    p.add_argument("--batch-calls", type=int, default=30, help="calls measured per larger batch size")
+    a = p.parse_args(argv)
+
+    inputs, bodies = load_payloads(a.payloads)
+    rows = raw_rows(inputs, bodies)
+    call, load_s = signature_call(a.model, inputs)
+    warm_up(call, rows)
 
     times = []
     cpu0 = time.process_time()

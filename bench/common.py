@@ -182,3 +182,22 @@ def target(
         "threshold": threshold,
         "pass": bool(ok),
     }
+
+
+def one_client_gap(service: Any, bound_p50: float | None) -> tuple[float | None, str]:
+    """(service p50 - bound batch-1 p50 in ms, how it was measured) at one client. From
+    bench/paired.py (the two in turns, the same minutes) when the server had that run; else the
+    separate runs: the one-client level against the bound's own run."""
+    paired = dig(service, "paired")
+    if isinstance(paired, dict) and "gap_p50_ms" in paired:
+        s, b = paired["service_ms"]["p50"], paired["bound_ms"]["p50"]
+        n = paired["rounds"] * paired["block"]
+        text = f"{paired['gap_p50_ms']:+.1f} ms ({s:.1f} vs {b:.1f} ms, in turns: {n} requests and {n} bound calls)"
+        separate = dig(service, "levels", "1", "latency_ms", "p50")
+        if separate is not None and bound_p50 is not None:
+            text += f"; separate runs: {separate - bound_p50:+.1f} ms ({separate:.1f} vs {bound_p50:.1f} ms)"
+        return paired["gap_p50_ms"], text
+    p50 = dig(service, "levels", "1", "latency_ms", "p50")
+    if p50 is None or bound_p50 is None:
+        return None, ""
+    return p50 - bound_p50, f"{p50 - bound_p50:+.1f} ms ({p50:.1f} vs {bound_p50:.1f} ms, separate runs)"

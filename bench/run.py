@@ -3,13 +3,15 @@
 Each part runs in its own process: the input pipeline and the bound (TensorFlow in process), two
 training runs for the memory figure, and each server (the service with micro-batching on and
 off, the naive tutorial-style service) under uvicorn on a free 127.0.0.1 port, driven by the load
-generator (bench/load.py) in yet another process. The served model with the pretrained photo
-encoder (bench/pretrained.py: trained once by the bench unless ``--pretrained-model-dir`` holds
-one) gets the same bound and micro-batched service, beside the scratch model of ``--model-dir``;
-bench/features.py times `make train`'s feature pass of that encoder. Writes
-bench/results/latest.json, latest.md and latency_throughput.png. ``--quick`` (or QUICK=1) is the
-short version for CI (every part smaller, the pretrained model at 64 px; about 5-8 minutes on 2
-shared cores, most of it fixed costs: TensorFlow start-up and tracing).
+generator (bench/load.py) in yet another process; the micro-batched service also at one client
+in turns with the bound (bench/paired.py: both in the same minutes, which the one-client target
+needs). The served model with the pretrained photo encoder (bench/pretrained.py: trained once by
+the bench unless ``--pretrained-model-dir`` holds one) gets the same bound and micro-batched
+service, beside the scratch model of ``--model-dir``; bench/features.py times `make train`'s
+feature pass of that encoder. Writes bench/results/latest.json, latest.md and
+latency_throughput.png. ``--quick`` (or QUICK=1) is the short version for CI (every part
+smaller, the pretrained model at 64 px; about 5-8 minutes on 2 shared cores, most of it fixed
+costs: TensorFlow start-up and tracing).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Profile:
     pretrained_rows: int  # the listings the bench trains its pretrained model on, when it has to
     pretrained_image_size: int
     pretrained_levels: tuple[int, ...]
+    paired_rounds: int  # bench/paired.py: alternating blocks of bound calls and requests
+    paired_block: int
     feature_photos: int
     feature_image_size: int
 
@@ -79,6 +83,8 @@ _PROFILES: dict[str, tuple[Any, Any]] = {
     "pretrained_rows": (300, 200),
     "pretrained_image_size": (224, 64),
     "pretrained_levels": ((1, 32), (1, 32)),
+    "paired_rounds": (30, 8),
+    "paired_block": (10, 10),
     "feature_photos": (384, 64),
     "feature_image_size": (224, 224),
 }

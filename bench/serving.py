@@ -1,16 +1,18 @@
 """The servers the benchmark drives and how: each under uvicorn in its own process on a free
 127.0.0.1 port (harness/server.py), the load generator (bench/load.py) in yet another, one run
 per level of concurrency; the server's resident memory when ready and its peak after the last
-level. And the bound (bench/bound.py) in its own process."""
+level; for the micro-batched service, one client in turns with the bound (bench/paired.py), which
+the one-client target is judged on. And the bound (bench/bound.py) in its own process."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bench.common import run_json, say, server_memory
+from harness.models import newest_servable
 from harness.server import ServiceProcess
 
 
@@ -22,6 +24,7 @@ class ServerSpec:
     module: str | None = None  # run `python -m MODULE` (HOST/PORT from the env) instead of `uvicorn APP`
     path: str = "/v1/predict"
     levels: tuple[int, ...] | None = None  # None: the profile's levels
+    paired: bool = False  # also bench/paired.py at one client, in turns with the bound (after the levels)
 
 
 # The price alone: the same model work per request as the bound and the naive service (the
@@ -42,7 +45,9 @@ def server_specs(model_dir: Path) -> dict[str, ServerSpec]:
         return ServerSpec(label, "bench.naive_service:app", {"MODEL_DIR": str(model_dir), "NAIVE_CALL": call})
 
     return {
-        "batched": service("service, micro-batching on (32 rows, adaptive: no wait)", BATCH_MAX_SIZE="32"),
+        "batched": replace(
+            service("service, micro-batching on (32 rows, adaptive: no wait)", BATCH_MAX_SIZE="32"), paired=True
+        ),
         "unbatched": service("service, micro-batching off", BATCH_MAX_SIZE="1"),
         # The batcher before it was adaptive: every call waits up to 5 ms for company, even when
         # the model is idle (bigger batches under moderate load, 5 ms more for a lone request).
@@ -104,8 +109,25 @@ def bench_server(spec: ServerSpec, profile: Any, payloads: Path, logs: Path) -> 
                 f"{result['errors']} errors"
             )
         out["memory"] = server_memory(server.pid)  # before it stops: the peak over every level
+        if spec.paired:
+            out["paired"] = run_paired(server.url, spec, profile, payloads)
     say(f"{spec.label}: peak RSS {out['memory'].get('peak_rss_mib', float('nan')):.0f} MiB")
     return out
+
+
+def run_paired(url: str, spec: ServerSpec, profile: Any, payloads: Path) -> dict[str, Any]:
+    """bench/paired.py against the running server: its one-client p50 and the bound's, in turns."""
+    version = newest_servable(Path(spec.env["MODEL_DIR"]))
+    assert version is not None
+    say(f"{spec.label}: 1 client in turns with the bound ({profile.paired_rounds} rounds of {profile.paired_block})")
+    args = ["-m", "bench.paired", "--url", url, "--path", spec.path, "--model", str(version),
+            "--payloads", str(payloads), "--rounds", str(profile.paired_rounds), "--block", str(profile.paired_block)]  # fmt: skip
+    result = run_json(args, timeout=1800)
+    say(
+        f"{spec.label}: in turns: service p50 {result['service_ms']['p50']:.2f} ms, bound batch-1 p50 "
+        f"{result['bound_ms']['p50']:.2f} ms: {result['gap_p50_ms']:+.2f} ms"
+    )
+    return result
 
 
 def run_bound(profile: Any, version: Path, payloads: Path, label: str = "bound") -> dict[str, Any]:

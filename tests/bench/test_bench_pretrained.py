@@ -97,6 +97,25 @@ def test_targets_per_encoder_met_missed_and_not_measured():
     assert "- pretrained: failed: RuntimeError: training exited with 1" in markdown(results)
 
 
+def test_the_one_client_target_takes_the_run_in_turns_over_separate_runs():
+    """bench/paired.py's gap (service and bound in the same minutes) decides (b); the separate
+    runs' gap is still shown beside it."""
+    bound, service = _side(rps32=85.0, p50_1=16.0)  # separate runs: +6 ms
+    service["paired"] = {
+        "rounds": 4, "block": 10, "gap_p50_ms": 2.5,
+        "service_ms": {"p50": 14.5}, "bound_ms": {"p50": 12.0},
+    }  # fmt: skip
+    results = {"model": {"dir": "m", "version": "1"}, "bound": bound, "servers": {"batched": service}}
+    [_, b] = evaluate_encoders(results)
+    assert (b["verdict"], b["value"]) == ("target met", 2.5)
+    assert b["measured"] == (
+        "+2.5 ms (14.5 vs 12.0 ms, in turns: 40 requests and 40 bound calls); separate runs: +6.0 ms (16.0 vs 10.0 ms)"
+    )
+    del service["paired"]
+    [_, b] = evaluate_encoders(results)
+    assert (b["verdict"], b["measured"]) == ("target missed", "+6.0 ms (16.0 vs 10.0 ms, separate runs)")
+
+
 @pytest.mark.slow  # trains a model and starts a server
 def test_quick_run_of_the_pretrained_part_and_the_feature_pass(tmp_path: Path):
     """`--quick` trains a tiny pretrained model (64 px) into the given folder, measures it in process
@@ -112,6 +131,9 @@ def test_quick_run_of_the_pretrained_part_and_the_feature_pass(tmp_path: Path):
     assert pre["bound"]["batch32_items_per_s"] > 0
     assert {k: v["errors"] for k, v in pre["service"]["levels"].items()} == {"1": 0, "32": 0}
     assert pre["service"]["memory"]["peak_rss_mib"] > 0
+    paired = pre["service"]["paired"]  # one client in turns with the bound
+    assert paired["rounds"] == QUICK.paired_rounds and len(paired["round_gaps_ms"]) == QUICK.paired_rounds
+    assert paired["service_ms"]["p50"] > 0 and paired["bound_ms"]["p50"] > 0
     assert r["features"]["photos_per_second"] > 0 and r["features"]["image_size"] == 224
     assert [t["verdict"] in ("target met", "target missed") for t in r["encoder_targets"]] == [True, True]
     text = (tmp_path / "out/latest.md").read_text()
