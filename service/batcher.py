@@ -1,10 +1,9 @@
 """Gathers concurrent prediction rows into one SavedModel call, run off the event loop.
 
 Adaptive micro-batching: the batches are formed on the event loop and each call runs in one
-worker thread, so the event loop never blocks on TensorFlow. A row that finds the model idle is
-sent at once (alone, unless others arrived in the same event-loop turn); the rows that arrive
-while a call runs wait for it and go together into the next call, at most BATCH_MAX_SIZE per
-call. So a lone request pays no waiting, and under load the batches grow with the load.
+worker thread, so the event loop never blocks on TensorFlow. A request that finds the model idle
+is sent at once (its rows alone); the rows that arrive while a call runs wait for it and go
+together into the next call, at most BATCH_MAX_SIZE per call. So a lone request pays no waiting, and under load the batches grow with the load.
 BATCH_MAX_WAIT_MS > 0 adds a wait for company before each call (the first row waits at most that
 long after it arrived): bigger batches under moderate load, for that much more latency. With
 BATCH_MAX_SIZE=1 each request calls the model itself (in a worker thread, several at a time).
