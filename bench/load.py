@@ -48,18 +48,22 @@ def _cpu_seconds(pid: int | None) -> float | None:
     return float(times.user + times.system + times.children_user + times.children_system)
 
 
+async def post(client: aiohttp.ClientSession, path: str, body: bytes) -> int | str:
+    """One JSON POST, its answer read whole: the status, or the name of the client error."""
+    try:
+        async with client.post(path, data=body, headers={"content-type": "application/json"}) as response:
+            await response.read()
+            return response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return type(exc).__name__
+
+
 async def _client(client: aiohttp.ClientSession, path: str, state: _State) -> None:
-    headers = {"content-type": "application/json"}
     while True:
         body = state.bodies[state.sent % len(state.bodies)]
         state.sent += 1
         started = time.perf_counter()
-        try:
-            async with client.post(path, data=body, headers=headers) as response:
-                await response.read()
-                status: int | str = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            status = type(exc).__name__
+        status = await post(client, path, body)
         state.completed += 1
         if state.measuring:
             state.samples.append((started, time.perf_counter(), status))

@@ -31,16 +31,15 @@ import aiohttp
 import common.quiet_tf  # noqa: F401  (an entry point: no native TensorFlow start-up lines)
 from bench.bound import raw_rows, signature_call, warm_up
 from bench.common import load_payloads, percentiles
+from bench.load import post
 
 
 async def _post(client: aiohttp.ClientSession, path: str, body: bytes) -> float:
-    """One request's latency in seconds; a non-200 answer stops the run."""
-    headers = {"content-type": "application/json"}
+    """One request's latency in seconds; anything but a 200 stops the run."""
     started = time.perf_counter()
-    async with client.post(path, data=body, headers=headers) as response:
-        await response.read()
-        if response.status != 200:
-            raise RuntimeError(f"the service answered {response.status}")
+    status = await post(client, path, body)
+    if status != 200:
+        raise RuntimeError(f"the service answered {status}")
     return time.perf_counter() - started
 
 
@@ -91,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--path", default="/v1/predict?explain=false")
     p.add_argument("--model", required=True, type=Path, help="the version folder the service serves")
     p.add_argument("--payloads", required=True, type=Path)
-    p.add_argument("--rounds", type=int, default=12)
-    p.add_argument("--block", type=int, default=30, help="bound calls, then requests, per round")
+    p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--block", type=int, default=10, help="bound calls, then requests, per round")
     a = p.parse_args(argv)
     print(json.dumps(asyncio.run(run(a))), flush=True)
     return 0

@@ -91,7 +91,8 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(_target("1 client: service p50 - bound batch-1 p50 <= 3 ms", gap, 3.0, False, text))
     off_one = _get(servers, "unbatched", "levels", "1")
     if bound_p50 is not None and off_one:
-        out.append(_gap("(same, batching off) 1 client: service p50 - bound p50 <= 3 ms", off_one, bound_p50))
+        gap, text = one_client_gap(_get(servers, "unbatched"), bound_p50)
+        out.append(_target("(same, batching off) 1 client: service p50 - bound p50 <= 3 ms", gap, 3.0, False, text))
     return out
 
 
@@ -104,20 +105,6 @@ def _throughput_ratio(
     a, b = one["throughput_rps"], other["throughput_rps"]
     ratio = a / max(b, 1e-9)
     return _target(name, ratio, threshold, True, f"{ratio:{spec}}x ({a:.0f} vs {b:{other_spec}} req/s)")
-
-
-def _gap(name: str, level: Any, bound_p50: float | None, threshold: float = 3.0) -> dict[str, Any]:
-    """Target: a server's p50 at most ``threshold`` ms above the bound's batch-1 p50."""
-    if bound_p50 is None or not level:
-        return _target(name, None, threshold, False, "")
-    p50 = level["latency_ms"]["p50"]
-    return _target(
-        name,
-        p50 - bound_p50,
-        threshold,
-        False,
-        f"{p50 - bound_p50:+.1f} ms ({p50:.1f} vs {bound_p50:.1f} ms, separate runs)",
-    )
 
 
 def _verdict(t: dict[str, Any]) -> str:

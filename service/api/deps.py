@@ -85,7 +85,7 @@ class Served:
 
 async def get_served(request: Request, credentials: BearerDep) -> Served:
     """The key checked first (401), then the model taken (503 while none is loaded)."""
-    service: ServiceState = request.app.state.service
+    service = await get_service(request)
     require_api_key(service.settings, credentials)
     return Served(service, current_model(service))
 
