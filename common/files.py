@@ -15,6 +15,7 @@ Standard library only: training/, service/, bench/ and reliability/ all import i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import re
@@ -23,7 +24,15 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
-__all__ = ["VERSION_NAME", "atomic_write_bytes", "atomic_write_text", "is_version_name", "newest", "versions"]
+__all__ = [
+    "VERSION_NAME",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "is_version_name",
+    "newest",
+    "sha256_file",
+    "versions",
+]
 
 VERSION_NAME = re.compile(r"0|[1-9][0-9]{0,17}")  # a plain integer; 18 digits keep it an int64
 
@@ -53,6 +62,15 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         raise
     _fsync_folder(path.parent)
     return path
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
