@@ -46,6 +46,7 @@ from pydantic import (
 __all__ = [
     "OPTIONAL_BLOCKS",
     "CategoricalInput",
+    "ComparablesIndex",
     "Dataset",
     "Explain",
     "ImageInput",
@@ -57,6 +58,7 @@ __all__ = [
     "ServableCard",
     "SplitMetrics",
     "TextInput",
+    "Thumbnails",
     "Training",
     "describe_errors",
 ]
@@ -265,6 +267,54 @@ def image_bytes(value: Any, name: str) -> bytes:
         raise ValueError(f"baseline of image input {name!r} is not valid base64") from None
 
 
+class Thumbnails(Block):
+    """The comparables' thumbnails (``thumbnails.bin``, offsets in ``thumbnail_offsets.npy``)."""
+
+    format: Literal["jpeg"] = Field("jpeg", description="Their file type.")
+    size: Annotated[StrictInt, Field(ge=8, le=1024)] = Field(description="Longest side in pixels.")
+    count: Annotated[StrictInt, Field(ge=0)] = Field(description="Listings with a thumbnail.")
+    bytes: Annotated[StrictInt, Field(ge=0)] = Field(description="Their total size.")
+
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ComparablesIndex(Block):
+    """The comparables index in the version's ``comparables/`` folder: the train and valid
+    listings the service answers with as evidence. A broken index refuses the version."""
+
+    method: str = Field("", description="The embedding and the search, in words.")
+    output: str = Field("embedding", description="The signature output holding a listing's embedding.")
+    folder: Literal["comparables"] = Field("comparables", description="The folder inside the version.")
+    count: Annotated[StrictInt, Field(ge=1)] = Field(description="Listings stored.")
+    dim: Annotated[StrictInt, Field(ge=1, le=65536)] = Field(description="Dimensions of the embedding.")
+    dimensions: list[str] = Field(default_factory=list, description="What each dimension is, in order.")
+    metric: Literal["l2", "cosine"] = Field(
+        "l2", description="l2: Euclidean distance d, similarity exp(-d); cosine: similarity the cosine."
+    )
+    search: Literal["exact", "hnsw"] = Field(description="exact (numpy) or hnsw (faiss, `hnsw.faiss`).")
+    ef_search: Annotated[StrictInt, Field(ge=1, le=4096)] = Field(64, description="hnsw: the search's beam width.")
+    fields: list[Name] = Field(default_factory=list, description="The listing columns shown with each comparable.")
+    default_k: Annotated[StrictInt, Field(ge=0, le=20)] = Field(5, description="Comparables per answer by default.")
+    splits: list[str] = Field(default_factory=list, description="The splits the listings come from.")
+    thumbnails: Thumbnails | None = Field(None, description="Small photos of the listings, if stored.")
+    files: dict[str, Sha256] = Field(
+        min_length=1, description="Every file of the folder and its sha256 (checked when the version loads)."
+    )
+
+    @model_validator(mode="after")
+    def _files_present(self) -> Self:
+        needed = {"vectors.npy", "prices.npy", "listings.json"}
+        needed |= {"hnsw.faiss"} if self.search == "hnsw" else set()
+        needed |= {"thumbnails.bin", "thumbnail_offsets.npy"} if self.thumbnails is not None else set()
+        missing = sorted(needed - set(self.files))
+        if missing:
+            raise ValueError(f"files must name {', '.join(missing)}")
+        if self.dimensions and len(self.dimensions) != self.dim:
+            raise ValueError(f"dimensions names {len(self.dimensions)} dimensions, dim is {self.dim}")
+        return self
+
+
 class Training(Block):
     """How the exported model was trained."""
 
@@ -308,6 +358,9 @@ class ModelCard(Block):
     metrics: Metrics = Field(default_factory=Metrics, description="Scores at export.")
     interval: Interval | None = Field(None, description="The calibrated price range; older cards lack it.")
     explain: Explain | None = Field(None, description="The contributions' neutral inputs; older cards lack it.")
+    comparables: ComparablesIndex | None = Field(
+        None, description="The comparables index beside the model; older cards, or `enabled = false`, lack it."
+    )
     training: Training | None = Field(None, description="How it was trained.")
     dataset: Dataset | None = Field(None, description="What it was trained on.")
     config: dict[str, Any] = Field(default_factory=dict, description="The training config (training/config.py).")

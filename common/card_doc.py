@@ -30,6 +30,8 @@ TABLES: list[tuple[type[BaseModel], str]] = [
     (card_module.SplitMetrics, "`metrics.test`"),
     (card_module.Interval, "`interval`"),
     (card_module.Explain, "`explain`"),
+    (card_module.ComparablesIndex, "`comparables`"),
+    (card_module.Thumbnails, "`comparables.thumbnails`"),
     (card_module.Training, "`training`"),
     (card_module.Dataset, "`dataset`"),
 ]

@@ -15,7 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from training.errors import UserError, describe
 
-__all__ = ["Config", "DataConfig", "ModelConfig", "TrainConfig", "UserError", "from_dict", "load", "set_key"]
+__all__ = [
+    "ComparablesConfig",
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "UserError",
+    "from_dict",
+    "load",
+    "set_key",
+]
 
 
 class Section(BaseModel):
@@ -159,6 +169,40 @@ class TrainConfig(Section):
     )
 
 
+class ComparablesConfig(Section):
+    """The `[comparables]` section: the index of training listings shown as evidence beside a price."""
+
+    enabled: bool = Field(
+        True, description="export an index of the train and valid listings; the service answers with the most similar"
+    )
+    fields: list[str] = Field(
+        [],
+        description="table columns shown with each comparable (id and price always are): every caller of the "
+        "service can read them",
+    )
+    emphasis: dict[str, float] = Field(
+        {},
+        description="weight of a dimension of the embedding (a category or text column, or deep) in the distance "
+        "(default 1 each; 2 makes listings that differ there twice as far apart)",
+    )
+    k: int = Field(5, ge=1, le=20, description="comparables per answer by default, and in the evaluation's kNN row")
+    search: Literal["auto", "exact", "hnsw"] = Field(
+        "auto", description="auto: exact cosine search up to exact_max listings, an HNSW graph (faiss) above"
+    )
+    exact_max: int = Field(50000, ge=1, description="auto: the most listings searched exactly")
+    thumbnails: bool = Field(True, description="store a small JPEG of each listing's photo in the index")
+    thumbnail_size: int = Field(64, ge=16, le=256, description="longest side of a thumbnail, in pixels")
+    thumbnail_max_mb: float = Field(
+        32.0, gt=0, description="cap on all thumbnails together (listings past it get none, with a warning)"
+    )
+    max_field_chars: int = Field(200, ge=1, description="a longer text field is cut to this many characters")
+    relevance_column: str = Field(
+        "",
+        description="categorical column of the evaluation's relevance figure (share of the top k with the query's "
+        "value; default: train.report_category, else the first categorical)",
+    )
+
+
 class Config(Section):
     """A whole training config."""
 
@@ -169,6 +213,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig, description="the [data] section")
     model: ModelConfig = Field(default_factory=ModelConfig, description="the [model] section")
     train: TrainConfig = Field(default_factory=TrainConfig, description="the [train] section")
+    comparables: ComparablesConfig = Field(default_factory=ComparablesConfig, description="the [comparables] section")
     _source: str = PrivateAttr("")  # the file this config was read from; not a TOML key
 
     @property
@@ -205,10 +250,32 @@ class Config(Section):
             raise ValueError(f"column(s) {', '.join(dup)} named in more than one role")
         if d.target in cols:
             raise ValueError(f"the target '{d.target}' is also an input")
+        shown = self.comparables.fields
+        bad = sorted({c for c in shown if c in (d.target, d.id, d.split, d.image) or shown.count(c) > 1})
+        if bad:
+            raise ValueError(
+                f"comparables.fields: {', '.join(bad)} repeated, or the id, price, split or photo column "
+                "(id and price are always shown; the photo as a thumbnail)"
+            )
+        unknown = sorted(set(self.comparables.emphasis) - {*d.categorical, *d.text, "deep"})
+        if unknown:
+            raise ValueError(
+                f"comparables.emphasis: {', '.join(unknown)} is not a dimension of the embedding "
+                "(a data.categorical or data.text column, or deep)"
+            )
+        if any(w < 0 for w in self.comparables.emphasis.values()):
+            raise ValueError("comparables.emphasis: weights must be >= 0")
+        relevance = self.comparables.relevance_column
+        if relevance and relevance not in d.categorical:
+            raise ValueError(f"comparables.relevance_column {relevance!r} is not one of data.categorical")
         return self
 
+    def shown_columns(self) -> list[str]:
+        """The comparables' fields that are not model inputs (carried through the table as text)."""
+        return [c for c in self.comparables.fields if c not in self.feature_columns()]
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "comparables": ComparablesConfig}
 
 
 def from_dict(raw: dict[str, Any], base: Path | None = None) -> Config:

@@ -26,6 +26,7 @@ from training.evaluation.evaluate import evaluate_run
 from training.evaluation.scoring import baseline_entries, scores
 from training.export import exporter
 from training.export.card import build_card
+from training.export.comparables import write_index
 from training.export.exporter import update_card
 from training.features.photo import attach_photo_features, frozen_features
 from training.features.preprocessing import fit_preprocessing
@@ -123,7 +124,7 @@ def _train_evaluate_export(
         log.info("event=worker_done task=%s epochs=%d", current_cluster().label, len(history.get("loss", [])))
         return {"path": None, "history": history, "worker": current_cluster().label}
     work = Path(tempfile.mkdtemp(prefix="eval-", dir=run_dir))
-    evaluation, extra = evaluate_run(cfg, table, pre, model, history, run_dir, work)
+    evaluation, extra, found = evaluate_run(cfg, table, pre, model, history, run_dir, work)
     metrics, price_range = evaluation["full"]["test"], evaluation["full"]["interval"]
     rng = price_range["test"]
     log.info(
@@ -133,8 +134,11 @@ def _train_evaluate_export(
         rng["median_relative_width"],
         price_range["calibration"]["n"],
     )
-    serving = serving_model(cfg, model)
+    serving = serving_model(cfg, model, (found.matrix, found.offset) if found is not None else None)
     card = build_card(cfg, pre, table, metrics, price_range, history, run_dir, extra)
+    if found is not None:  # the evidence: the train and valid listings, searchable by the service
+        card["comparables"] = write_index(cfg, found, work)
+        extra["comparables"] = work / "comparables"
     out = exporter.export(cfg, serving, card, extra)
     (run_dir / "DONE").write_text(str(out))
     seconds = time.time() - started

@@ -20,7 +20,7 @@ from training.evaluation.summary import print_summary
 from training.pipeline import evaluate_exported
 
 SINGLES = {"metadata-only", "text-only", "image-only"}
-MODELS = {"full", *SINGLES, "late-fusion", "baseline-mean", "baseline-ridge", "baseline-hgb"}
+MODELS = {"full", *SINGLES, "late-fusion", "comparables", "baseline-mean", "baseline-ridge", "baseline-hgb"}
 METRICS = {"rmsle", "log_rmse", "mae", "mape", "medape", "r2", "within_20pct", "n"}
 
 
@@ -57,7 +57,7 @@ def test_evaluation_json_scores_every_model_on_the_same_test_rows(run):
         assert _finite(entry["test"]), (name, entry["test"])
         assert entry["test"]["n"] == n_test, name
         assert entry["test"]["rmsle"] > 0 and 0 <= entry["test"]["within_20pct"] <= 1
-    assert {models[k]["kind"] for k in models} == {"model", "ablation", "late-fusion", "baseline"}
+    assert {models[k]["kind"] for k in models} == {"model", "ablation", "late-fusion", "knn", "baseline"}
     assert models["image-only"]["modalities"] == ["image"]
     assert models["full"]["modalities"] == ["metadata", "text", "image"]
     # the full model's figures are the ones the pipeline put on the model card
@@ -107,7 +107,7 @@ def test_histories_and_checks_are_recorded(run):
 def test_report_html_is_self_contained_with_every_plot(run):
     html = run["html"]
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
-    assert len(images) == 5  # bars, predicted vs true, residuals, by category, learning curves
+    assert len(images) == 6  # bars, predicted vs true, residuals, comparables, by category, learning curves
     for b64 in images:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "nothing to plot" not in html
@@ -128,6 +128,39 @@ def test_training_summary_prints_every_model(run, capsys):
     assert rows == MODELS
     assert "best single modality" in out and "baseline" in out
     assert "late-fusion" in out and "the joint model " in out and " three separate models averaged: " in out
+
+
+def test_comparables_are_scored_as_a_predictor_with_their_relevance(run, capsys):
+    doc = run["doc"]
+    entry, checks = doc["models"]["comparables"], doc["checks"]
+    splits = doc["dataset"]["splits"]
+    assert entry["k"] == 5 and entry["search"] == "exact" and entry["stored"] == splits["train"] + splits["valid"]
+    assert entry["dimensions"] == ["brand", "category", "condition", "size", "colour", "title", "description", "deep"]
+    rel = entry["relevance"]
+    assert rel["column"] == "category" and 0 < rel["share_same"] <= 1 and 0 < rel["share_top1_same"] <= 1
+    assert checks["comparables_relevance"] == rel["share_same"]
+    assert checks["comparables_over_full"] == pytest.approx(
+        entry["test"]["rmsle"] / doc["models"]["full"]["test"]["rmsle"]
+    )
+    assert checks["comparables_close_to_full"] == (checks["comparables_over_full"] <= 1.25)
+    # the predictions are the comparables' weighted medians: prices of stored listings
+    preds = pd.read_csv(_predictions(run))
+    card = json.loads((run["version"] / "model_card.json").read_text())
+    stored_prices = set(np.round(np.load(run["version"] / "comparables" / "prices.npy"), 4))
+    assert set(np.round(preds["comparables"].to_numpy(), 4)) <= stored_prices
+    assert card["comparables"]["count"] == entry["stored"]
+    ex = entry["examples"][0]
+    assert len(ex["comparables"]) == 5 and {"id", "price", "category", "similarity"} <= set(ex["comparables"][0])
+    html = run["html"]
+    assert "Comparables (the evidence beside each price)" in html and f"{rel['share_same']:.0%} of the top 5" in html
+    print_summary(run["result"])
+    out = capsys.readouterr().out
+    assert "the 5 comparables' weighted median price scores " in out
+    assert f"{rel['share_same']:.0%} of the top 5 comparables share the test listing's category (at least 80%)" in out
+
+
+def _predictions(run) -> Path:
+    return run["work"] / run["doc"]["run"] / "test_predictions.csv"  # the run folder, relative to the work dir
 
 
 def test_late_fusion_averages_the_single_models_with_weights_fitted_on_valid(run):

@@ -58,12 +58,12 @@ def test_the_first_card_format_still_loads_without_the_newer_blocks(today) -> No
 
 def test_unknown_keys_are_kept_and_named_but_not_refused(today) -> None:
     newer = copy.deepcopy(today)
-    newer["comparables"] = {"index": "comparables.faiss"}
+    newer["provenance"] = {"source": "feature-store"}
     newer["inputs"][0]["missing"] = "allowed"
     newer["interval"]["calibrated_on"] = "valid"
     card, dropped = ServableCard.read(newer)
     assert dropped == {}
-    assert card.undeclared() == ["comparables", "inputs[0].missing", "interval.calibrated_on"]
+    assert card.undeclared() == ["provenance", "inputs[0].missing", "interval.calibrated_on"]
     assert json.loads(card.to_json()) == newer  # round-tripped, not lost
 
 

@@ -86,6 +86,7 @@ def _check_columns(cfg: Config, raw: pd.DataFrame, require_target: bool) -> None
     d = cfg.data
     needed = [d.id, *cfg.feature_columns()] + ([d.target] if require_target else [])
     needed += [d.split] if d.split else []
+    needed += cfg.shown_columns()
     missing = [c for c in needed if c not in raw.columns]
     if missing:
         has = ", ".join(map(str, raw.columns[:30]))
@@ -110,6 +111,8 @@ def _inputs(cfg: Config, raw: pd.DataFrame) -> pd.DataFrame:
                 f"data: numeric column {c} has non-numeric values, e.g. {example!r} (row {int(np.argmax(bad))})"
             )
         df[c] = values.astype("float32")
+    for c in cfg.shown_columns():  # shown beside a price (comparables.fields), never fed to the model
+        df[c] = text_column(raw[c])
     return df
 
 

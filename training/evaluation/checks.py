@@ -77,6 +77,7 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if cis:  # paired bootstrap over the test rows: does the gap stand out from the split's noise?
             out["rmsle_increase_without_ci95"] = cis
     out.update(_late_fusion_checks(evaluation, full))
+    out.update(_comparables_checks(evaluation, full))
     adds = _additions(evaluation)
     if adds:
         out["modality_adds"] = adds
@@ -104,6 +105,33 @@ def _additions(evaluation: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         for name, entry in evaluation.items()
         for alone, gain in (entry.get("adds_to") or {}).items()
     ]
+
+
+COMPARABLES_MAX_RATIO = 1.25  # the comparables' median may score at most 25% worse than the model
+COMPARABLES_MIN_RELEVANCE = 0.8  # ... and 80% of them share the listing's category
+
+
+def _comparables_checks(evaluation: dict[str, dict[str, Any]], full: float) -> dict[str, Any]:
+    """Are the comparables good evidence: is their weighted median price close to the model's
+    accuracy, and do most of them share the listing's category?"""
+    entry = next((v for v in evaluation.values() if v.get("kind") == "knn"), None)
+    if entry is None:
+        return {}
+    rmsle = entry["test"]["rmsle"]
+    out: dict[str, Any] = {
+        "comparables_rmsle": rmsle,
+        "comparables_k": entry.get("k"),
+        "comparables_over_full": rmsle / full if full else None,
+        "comparables_close_to_full": bool(full and rmsle / full <= COMPARABLES_MAX_RATIO),
+    }
+    rel = entry.get("relevance")
+    if rel:
+        out.update(
+            comparables_relevance=rel["share_same"],
+            comparables_relevance_column=rel["column"],
+            comparables_relevant=bool(rel["share_same"] >= COMPARABLES_MIN_RELEVANCE),
+        )
+    return out
 
 
 def _late_fusion_checks(evaluation: dict[str, dict[str, Any]], full: float) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 from common.files import atomic_write_text
 from training.config import Config
 from training.data.table import Table
-from training.evaluation import fusion, report
+from training.evaluation import comparables, fusion, report
 from training.evaluation.ablations import fit_ablation, plan_ablations
 from training.evaluation.document import document, save_predictions, write_json
 from training.evaluation.fusion import late_fusion
@@ -31,11 +31,12 @@ log = logging.getLogger(__name__)
 
 def evaluate_run(
     cfg: Config, table: Table, pre: Preprocessing, model: Any, history: dict, run_dir: Path, work: Path
-) -> tuple[dict[str, dict[str, Any]], dict[str, Path]]:
-    """Score the full model, train and score the ablations and baselines, write the report.
+) -> tuple[dict[str, dict[str, Any]], dict[str, Path], comparables.Comparables | None]:
+    """Score the full model, its comparables, the ablations and baselines; write the report.
 
-    Returns the evaluation (model name -> {"kind", "test": metrics, "valid": metrics, ...}) and the
-    files to ship in the version folder (`evaluation.json`, `report.html`, written into `work`).
+    Returns the evaluation (model name -> {"kind", "test": metrics, "valid": metrics, ...}), the
+    files to ship in the version folder (`evaluation.json`, `report.html`, written into `work`)
+    and the comparables' index for the exporter (None: `comparables.enabled = false`).
     """
     started = time.time()
     train, valid, test = (table.part(s) for s in ("train", "valid", "test"))
@@ -54,6 +55,9 @@ def evaluate_run(
         }
     }
     preds = {"full": pred_test}
+    found = comparables.comparables_run(cfg, model, train, valid, test)
+    if found is not None:  # the evidence beside each price, scored as a predictor of its own
+        evaluation[comparables.NAME], preds[comparables.NAME], _ = found
     valid_preds: dict[str, Any] = {}
     for name, mods in plan_ablations(cfg):
         evaluation[name], preds[name], valid_preds[name] = fit_ablation(
@@ -75,4 +79,4 @@ def evaluate_run(
     log.info(
         "event=evaluated models=%d seconds=%.0f report=%s", len(evaluation), time.time() - started, files["report.html"]
     )
-    return evaluation, files
+    return evaluation, files, found[2] if found is not None else None

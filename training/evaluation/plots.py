@@ -14,7 +14,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-KIND_COLOURS = {"model": "#1f5fa8", "ablation": "#e8872b", "late-fusion": "#7b3fa0", "baseline": "#8c8c8c"}
+KIND_COLOURS = {
+    "model": "#1f5fa8",
+    "ablation": "#e8872b",
+    "late-fusion": "#7b3fa0",
+    "baseline": "#8c8c8c",
+    "knn": "#2a9d8f",
+}
 
 
 LINE_COLOURS = ("#e8872b", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

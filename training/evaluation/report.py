@@ -144,6 +144,54 @@ def _range_html(entry: dict[str, Any] | None, currency: str) -> str:
     )
 
 
+def _comparables_html(
+    entry: dict[str, Any] | None, y_true: np.ndarray, preds: dict[str, np.ndarray], currency: str
+) -> str:
+    """The comparables as evidence: how relevant, how close their median, and a few examples."""
+    if not entry:
+        return ""
+    rel = entry.get("relevance")
+    rel_text = (
+        f" {rel['share_same']:.0%} of the top {entry['k']} share the test listing's <b>{_e(rel['column'])}</b> "
+        f"(the nearest one: {rel['share_top1_same']:.0%})."
+        if rel
+        else ""
+    )
+    stored = f"{entry['stored']:,}"
+    parts = [
+        "<h2>Comparables (the evidence beside each price)</h2>",
+        f"<p>The {_e(entry['k'])} nearest of {_e(stored)} train and valid listings in the model's "
+        f"embedding ({_e(', '.join(entry.get('dimensions', [])))}; {_e(entry['search'])} search). Their "
+        f"similarity-weighted median price scores {entry['test']['rmsle']:.4f} test RMSLE.{rel_text}</p>",
+        _img(
+            plot_pred_vs_true(y_true, {"full": preds["full"], "comparables": preds["comparables"]}, currency)
+            if "comparables" in preds
+            else None,
+            "comparables' median vs true price",
+        ),
+    ]
+    for ex in entry.get("examples") or []:
+        keys = [k for k in ex["listing"] if k not in ("id", "price")]
+        head = "".join(f"<th class='l'>{_e(k)}</th>" for k in keys)
+        first = ex["listing"]
+        rows = [
+            f"<tr class='model'><td class='l'>{_e(first['id'])} (test)</td>"
+            + "".join(f"<td class='l'>{_e(first.get(k))}</td>" for k in keys)
+            + f"<td>{first['price']:,.2f}</td><td></td></tr>"
+        ]
+        for c in ex["comparables"]:
+            rows.append(
+                f"<tr><td class='l'>{_e(c['id'])}</td>"
+                + "".join(f"<td class='l'>{_e(c.get(k))}</td>" for k in keys)
+                + f"<td>{c['price']:,.2f}</td><td>{c['similarity']:.3f}</td></tr>"
+            )
+        parts.append(
+            f"<table><tr><th class='l'>listing</th>{head}<th>price ({_e(currency)})</th><th>similarity</th></tr>"
+            f"{''.join(rows)}</table>"
+        )
+    return "".join(parts)
+
+
 def _grids_html(models: dict[str, Any]) -> str:
     parts = []
     for name, v in models.items():
@@ -207,6 +255,7 @@ def render_html(doc: dict[str, Any], y_true: np.ndarray, preds: dict[str, np.nda
         _img(plot_residuals(y_true, preds["full"], currency), "residuals"),
         "<h2>Price range (calibrated)</h2>",
         _range_html(models.get("full", {}).get("interval"), currency),
+        _comparables_html(models.get("comparables"), y_true, preds, currency),
     ]
     if by_cat:
         sections += [

@@ -86,6 +86,7 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
         out.append((f"the {mod} branch {verdict}: test RMSLE {_f(delta, '+.4f')} without it{ci_text}", lo > 0))
     if "late_fusion_rmsle" in checks:
         out.append(_late_fusion_line(checks))
+    out += _comparables_lines(checks)
     if "range_coverage" in checks:
         level, cov, ok = checks["range_level"], checks["range_coverage"], bool(checks["range_coverage_ok"])
         text = (
@@ -94,6 +95,30 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
             f"{_f(checks.get('range_median_relative_width'), '.3f')} x the price"
         )
         out.append((text, ok))
+    return out
+
+
+def _comparables_lines(checks: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The comparables as evidence: their weighted median against the model, and their relevance."""
+    if "comparables_rmsle" not in checks:
+        return []
+    k, ratio = checks.get("comparables_k"), checks.get("comparables_over_full")
+    out = [
+        (
+            f"the {k} comparables' weighted median price scores {_f(checks['comparables_rmsle'], '.4f')} test RMSLE, "
+            f"{_f(ratio, '.3f')} x the full model's (at most 1.25)",
+            bool(checks["comparables_close_to_full"]),
+        )
+    ]
+    if "comparables_relevance" in checks:
+        share = checks["comparables_relevance"]
+        out.append(
+            (
+                f"{share:.0%} of the top {k} comparables share the test listing's "
+                f"{checks['comparables_relevance_column']} (at least 80%)",
+                bool(checks["comparables_relevant"]),
+            )
+        )
     return out
 
 

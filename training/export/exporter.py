@@ -70,7 +70,10 @@ def export(
         shutil.rmtree(tmp, ignore_errors=True)
         serving.export(str(tmp), format="tf_saved_model", verbose=False)
         for name, src in (extra_files or {}).items():
-            shutil.copy(src, tmp / name)
+            if Path(src).is_dir():
+                shutil.copytree(src, tmp / name)
+            else:
+                shutil.copy(src, tmp / name)
         # Inside the work folder a plain write is enough: the folder's rename below is the atomic step.
         (tmp / "model_card.json").write_text(base.model_copy(update={"version": version}).to_json())
         try:

@@ -17,11 +17,13 @@ from training.model.inputs import fusion_width
 
 
 def _with_wide(features, wide: list) -> dict:
-    """A branch's outputs: `features` for the fusion head, `wide` a linear term added to the log price."""
+    """A branch's outputs: `features` for the fusion head, `wide` a linear term added to the log price,
+    and `wide_terms` that term column by column ([batch, columns]: the comparables' embedding)."""
     if not wide:
         return {"features": features}
     total = keras.layers.Add()(wide) if len(wide) > 1 else wide[0]
-    return {"features": features, "wide": total}
+    terms = keras.layers.Concatenate()(wide) if len(wide) > 1 else wide[0]
+    return {"features": features, "wide": total, "wide_terms": terms}
 
 
 def build_metadata_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:

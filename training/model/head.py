@@ -20,8 +20,9 @@ def _one_or_add(tensors: list, name: str):
     return keras.layers.Add(name=name)(tensors) if len(tensors) > 1 else tensors[0]
 
 
-def _branch_outputs(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], inputs: dict) -> tuple[list, list]:
-    """Each chosen branch's features for the head, and the wide path's linear terms."""
+def _branch_outputs(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], inputs: dict) -> tuple[list, list, list]:
+    """Each chosen branch's features for the head, the wide path's linear terms (one per branch),
+    and the same terms column by column ([batch, columns] per branch)."""
     d = cfg.data
     outs = []
     if "metadata" in mods:
@@ -30,9 +31,10 @@ def _branch_outputs(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], inpu
         outs.append(build_text_encoder(cfg, pre)({c: inputs[c] for c in d.text}))
     branches = [out["features"] for out in outs]
     wide = [out["wide"] for out in outs if "wide" in out]
+    terms = [out["wide_terms"] for out in outs if "wide_terms" in out]
     if "image" in mods:
         branches.append(build_image_encoder(cfg)(inputs[d.image]))
-    return branches, wide
+    return branches, wide, terms
 
 
 def _fuse(cfg: Config, branches: list) -> tuple:
@@ -87,7 +89,7 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
     if not mods:
         raise ValueError(f"no inputs for modalities {modalities}")
     inputs = raw_inputs(cfg, decoded_image=True)
-    branches, wide = _branch_outputs(cfg, pre, mods, inputs)
+    branches, wide, terms = _branch_outputs(cfg, pre, mods, inputs)
     x, skip, widths = _fuse(cfg, branches)
     deep = _deep_head(cfg, x, widths)
     linear = keras.layers.Dense(
@@ -98,4 +100,16 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
     )(skip)
     log_price = _log_price(cfg, deep, linear, wide)
     used = {c: inputs[c] for c in model_columns(cfg, mods)}
-    return keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))
+    model = keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))
+    # What the log price is the sum of: each column's wide term, then the log price itself (the
+    # rest, the deep part, is their difference): training/model/embedding.py makes the comparables'
+    # embedding of it. A symbolic tensor of this graph, outside the trained model's path.
+    model.price_parts = keras.layers.Concatenate(name="price_parts")([*terms, log_price]) if terms else log_price
+    model.price_part_names = wide_columns(cfg, mods) + ["log_price"]
+    return model
+
+
+def wide_columns(cfg: Config, mods: tuple[str, ...]) -> list[str]:
+    """The columns with a wide term, in the order of `price_parts`."""
+    d = cfg.data
+    return ([*d.categorical] if "metadata" in mods else []) + ([*d.text] if "text" in mods else [])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from training.config import Config
 from training.features.layers import DecodeImage
 from training.features.photo import backbone, frozen_features
+from training.model.embedding import PriceEmbedding
 from training.model.inputs import raw_inputs
 from training.model.layers import ExpPrice
 
@@ -17,8 +20,12 @@ def _frozen_backbone(cfg: Config, pixels):
     return backbone(cfg)(x, training=False)
 
 
-def serving_model(cfg: Config, model: keras.Model) -> keras.Model:
-    """Wrap the training model so it takes encoded image bytes and returns {"price": ...}."""
+def serving_model(cfg: Config, model: keras.Model, embedding: tuple[Any, Any] | None = None) -> keras.Model:
+    """Wrap the training model so it takes encoded image bytes and returns {"price": ...}.
+
+    With ``embedding`` (the comparables' affine map, ``training.model.embedding``) it also returns
+    {"embedding": [batch, dims]}, the vector the service searches the comparables index with.
+    """
     d = cfg.data
     inputs = raw_inputs(cfg, decoded_image=False)
     feed = {}
@@ -28,6 +35,14 @@ def serving_model(cfg: Config, model: keras.Model) -> keras.Model:
             feed[name] = _frozen_backbone(cfg, pixels) if frozen_features(cfg) else pixels
         else:
             feed[name] = inputs[name]
-    log_price = model(feed)
-    price = ExpPrice(name="price")(log_price)
-    return keras.Model({k: inputs[k] for k in feed}, {"price": price}, name="price_serving")
+    outputs = {}
+    if embedding is None:
+        log_price = model(feed)
+    else:
+        both = keras.Model(model.input, {"log_price": model.output, "parts": model.price_parts}, name="price_parts")
+        out = both(feed)
+        log_price = out["log_price"]
+        matrix, offset = embedding
+        outputs["embedding"] = PriceEmbedding(matrix.tolist(), offset.tolist(), name="embedding")(out["parts"])
+    outputs["price"] = ExpPrice(name="price")(log_price)
+    return keras.Model({k: inputs[k] for k in feed}, outputs, name="price_serving")
