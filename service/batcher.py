@@ -22,6 +22,8 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from service.metrics import Metrics
 from service.model import LoadedModel, RowError
 
@@ -37,11 +39,13 @@ class BatcherClosed(RuntimeError):
 
 @dataclass(frozen=True)
 class Outcome:
-    """One row's result: a price, or the error that row caused; and the size of its call."""
+    """One row's result: a price, or the error that row caused; and the size of its call. A row
+    that asked for ``k`` comparables also gets their index rows and similarities."""
 
     price: float | None
     error: BaseException | None
     batch_size: int
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -50,6 +54,7 @@ class _Job:
     row: Mapping[str, Any]
     future: asyncio.Future[Outcome]
     enqueued: float
+    k: int = 0
 
 
 def _op_error_text(exc: BaseException) -> str:
@@ -62,15 +67,19 @@ def _op_error_text(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
-def run_model(model: LoadedModel, rows: Sequence[Mapping[str, Any]], metrics: Metrics) -> list[Outcome]:
+def run_model(
+    model: LoadedModel, rows: Sequence[Mapping[str, Any]], metrics: Metrics, ks: Sequence[int] | None = None
+) -> list[Outcome]:
     """Call the model once on ``rows``; if that fails, call it row by row so that one bad row
-    fails alone. Blocking: runs in a worker thread."""
+    fails alone. ``ks``: comparables per row (0: none), searched in the same call, all the rows
+    that want some in one search. Blocking: runs in a worker thread."""
+    ks = list(ks) if ks is not None else [0] * len(rows)
     started = time.perf_counter()
     try:
-        prices = model.predict(rows)
+        prices, embeddings = model.predict_embed(rows)
     except Exception as exc:
         if len(rows) > 1:
-            return [out for row in rows for out in run_model(model, [row], metrics)]
+            return [out for row, k in zip(rows, ks, strict=True) for out in run_model(model, [row], metrics, [k])]
         if type(exc).__name__ in _ROW_ERROR_NAMES:
             return [Outcome(None, RowError(_op_error_text(exc)), 1)]
         logger.exception("event=model_call_failed version=%s rows=1", model.version)
@@ -78,12 +87,23 @@ def run_model(model: LoadedModel, rows: Sequence[Mapping[str, Any]], metrics: Me
     finally:
         metrics.inference.observe(time.perf_counter() - started)
     metrics.batch_size.observe(len(rows))
+    found = _search(model, embeddings, ks)
     return [
-        Outcome(float(p), None, len(rows))
+        Outcome(float(p), None, len(rows), found.get(i))
         if math.isfinite(p)
         else Outcome(None, RowError("the model returned no finite price"), len(rows))
-        for p in prices
+        for i, p in enumerate(prices)
     ]
+
+
+def _search(model: LoadedModel, embeddings: np.ndarray | None, ks: Sequence[int]) -> dict[int, tuple]:
+    """Row -> (index rows, similarities) of its ``k`` comparables: one search for every row
+    that asked (the most any row asked for, then cut per row)."""
+    wanted = [i for i, k in enumerate(ks) if k > 0]
+    if not wanted or embeddings is None or model.comparables is None:
+        return {}
+    idx, sims = model.comparables.search(embeddings[wanted], max(ks[i] for i in wanted))
+    return {i: (idx[j, : ks[i]], sims[j, : ks[i]]) for j, i in enumerate(wanted)}
 
 
 class MicroBatcher:
@@ -122,22 +142,26 @@ class MicroBatcher:
         self._pending.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def predict(self, model: LoadedModel, rows: Sequence[Mapping[str, Any]]) -> list[Outcome]:
-        """Price ``rows`` with ``model``; chunks of at most BATCH_MAX_SIZE rows per call."""
+    async def predict(
+        self, model: LoadedModel, rows: Sequence[Mapping[str, Any]], ks: Sequence[int] | None = None
+    ) -> list[Outcome]:
+        """Price ``rows`` with ``model`` (``ks``: comparables per row, default none); chunks of at
+        most BATCH_MAX_SIZE rows per call."""
         if self._closed:
             raise BatcherClosed("the service is shutting down")
+        ks = list(ks) if ks is not None else [0] * len(rows)
         loop = asyncio.get_running_loop()
         if not self.enabled:
             outcomes: list[Outcome] = []
             for start in range(0, len(rows), self.max_size):
-                chunk = rows[start : start + self.max_size]
-                outcomes += await loop.run_in_executor(self._executor, run_model, model, chunk, self.metrics)
+                chunk, chunk_ks = rows[start : start + self.max_size], ks[start : start + self.max_size]
+                outcomes += await loop.run_in_executor(self._executor, run_model, model, chunk, self.metrics, chunk_ks)
             return outcomes
         now = loop.time()
         futures = []
-        for row in rows:
+        for row, k in zip(rows, ks, strict=True):
             future: asyncio.Future[Outcome] = loop.create_future()
-            self._pending.append(_Job(model, row, future, now))
+            self._pending.append(_Job(model, row, future, now, k))
             futures.append(future)
         self._dispatch()
         if len(futures) == 1:
@@ -165,7 +189,9 @@ class MicroBatcher:
             self._timer.cancel()
             self._timer = None
         self._running = batch
-        call = self._executor.submit(run_model, batch[0].model, [j.row for j in batch], self.metrics)
+        call = self._executor.submit(
+            run_model, batch[0].model, [j.row for j in batch], self.metrics, [j.k for j in batch]
+        )
         call.add_done_callback(self._call_done)
 
     def _wait_over(self) -> None:

@@ -16,7 +16,7 @@ from service.api.deps import ServiceState
 from service.api.errors import install_error_handlers
 from service.api.middleware import RequestMiddleware
 from service.api.openapi import install_openapi
-from service.api.routes import health, model, page, predict
+from service.api.routes import comparables, health, model, page, predict
 from service.batcher import MicroBatcher
 from service.metrics import Metrics
 from service.registry import ModelRegistry
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(predict.router)
     app.include_router(model.router)
+    app.include_router(comparables.router)
     app.include_router(health.router)
     app.include_router(page.router)
     install_openapi(app)

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from common.card import ServableCard, describe_errors
+from service.comparables import Index, load_index
 from service.explain import Occlusion, PriceRange, occlusion_from_card, range_from_card
 from service.schemas.inputs import InputSpec, input_specs
 from service.schemas.request import Limits, ModelSchema
@@ -48,12 +49,17 @@ class LoadedModel:
     price_range: PriceRange | None = None  # the card's calibrated range (None: an older card)
     occlusion: Occlusion | None = None  # neutral inputs for the contributions (None: an older card)
     name: str = ""
+    comparables: Index | None = None  # the comparables index (None: an older card, or none exported)
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Price a batch of prepared rows (images as encoded bytes) in one signature call.
 
         Returns a float64 array of shape [len(rows)]. Blocking: call from a worker thread.
         """
+        return self.predict_embed(rows)[0]
+
+    def predict_embed(self, rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray | None]:
+        """``predict``, and the rows' embeddings [len(rows), dim] when the version has comparables."""
         import tensorflow as tf
 
         feeds = {}
@@ -67,7 +73,15 @@ class LoadedModel:
         prices = np.asarray(outputs[self.output].numpy(), dtype=np.float64).reshape(-1)
         if prices.shape[0] != len(rows):
             raise ModelLoadError(f"output {self.output!r} has {prices.shape[0]} values for {len(rows)} rows")
-        return prices
+        if self.comparables is None:
+            return prices, None
+        embeddings = np.asarray(outputs[self.comparables.output].numpy(), dtype=np.float32)
+        if embeddings.shape != (len(rows), self.comparables.neighbours.dim):
+            raise ModelLoadError(
+                f"output {self.comparables.output!r} is {list(embeddings.shape)}, expected "
+                f"[{len(rows)}, {self.comparables.neighbours.dim}]"
+            )
+        return prices, embeddings
 
 
 def read_card(path: Path) -> tuple[dict[str, Any], ServableCard, dict[str, str]]:
@@ -134,6 +148,13 @@ def load_version(path: Path, version: int, settings: Settings) -> LoadedModel:
     _check_signature(signature, schema.inputs, card.output)
 
     model = LoadedModel(version, path, raw, schema, signature, card.output, saved_model=loaded, name=card.name)
+    if card.comparables is not None:  # a broken index refuses the version, like a broken SavedModel
+        if card.comparables.output not in signature.structured_outputs:
+            raise ModelLoadError(f"signature has no output {card.comparables.output!r} for the comparables")
+        try:
+            model.comparables = load_index(path, card.comparables)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"comparables index: {exc}") from None
     warm_up(model, settings.warmup_runs)
     _attach_explanations(model, card, dropped)
     return model
@@ -169,10 +190,14 @@ def _attach_explanations(model: LoadedModel, card: ServableCard, dropped: Mappin
 def warm_up(model: LoadedModel, runs: int) -> None:
     """Run a few predictions (batch sizes 1 and 2) and require finite prices."""
     row = model.schema.example_item(image_bytes=True)
-    for run in range(runs):
+    for run in range(max(runs, 1 if model.comparables is not None else 0)):
         batch = [row] * (1 if run % 2 == 0 else 2)
         try:
-            prices = model.predict(batch)
+            prices, embeddings = model.predict_embed(batch)
+            if embeddings is not None:
+                if not np.isfinite(embeddings).all():
+                    raise ValueError("the embedding of the example item is not finite")
+                model.comparables.search(embeddings, 1)  # type: ignore[union-attr]
         except Exception as exc:
             raise ModelLoadError(f"warm-up failed: {type(exc).__name__}: {exc}") from exc
         if not all(math.isfinite(p) for p in prices):

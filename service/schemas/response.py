@@ -38,6 +38,43 @@ class Contributions(BaseModel):
     image: Contribution | None = Field(None, description="The photo.", examples=[{"amount": 8.0, "share": 0.36}])
 
 
+class Comparable(BaseModel):
+    """One of the most similar train or valid listings: evidence for the price."""
+
+    id: str = Field(description="The listing's id in the training table.", examples=["1042"])
+    price: float = Field(description="Its price, in the model's currency.", examples=[31.0])
+    similarity: float = Field(
+        description="How alike the two listings' prices are made (0 to 1; 1: the same price drivers; see "
+        "`comparables.method` in GET /v1/model).",
+        examples=[0.93],
+    )
+    fields: dict[str, str | float | None] = Field(
+        default_factory=dict,
+        description="The listing's columns the model's config chose to show (`comparables.fields`).",
+        examples=[{"title": "Kiabi black dress", "brand": "kiabi"}],
+    )
+    thumbnail: str | None = Field(
+        None,
+        description="Relative URL of its small photo (GET /v1/comparables/{id}/thumbnail); missing when it has none.",
+        examples=["v1/comparables/1042/thumbnail?version=1"],
+    )
+
+
+COMPARABLES_DESCRIPTION = (
+    "The most similar train and valid listings, most similar first (`?comparables=`, default 5). Missing with "
+    "`comparables=0` or when the model version has no comparables index."
+)
+COMPARABLES_EXAMPLE = [
+    {
+        "id": "1042",
+        "price": 31.0,
+        "similarity": 0.93,
+        "fields": {"title": "Kiabi black dress", "brand": "kiabi"},
+        "thumbnail": "v1/comparables/1042/thumbnail?version=1",
+    }
+]
+
+
 RANGE_DESCRIPTION = (
     "Calibrated price range at the requested `level` (default: the model's, usually 0.8). Missing when the "
     "model version has no calibrated range (an older model card)."
@@ -69,6 +106,9 @@ class PredictResponse(BaseModel):
     contributions: Contributions | None = Field(
         None, description=CONTRIBUTIONS_DESCRIPTION, examples=[CONTRIBUTIONS_EXAMPLE]
     )
+    comparables: list[Comparable] | None = Field(
+        None, description=COMPARABLES_DESCRIPTION, examples=[COMPARABLES_EXAMPLE]
+    )
 
 
 class BatchPrediction(BaseModel):
@@ -79,6 +119,9 @@ class BatchPrediction(BaseModel):
     range: PriceRangeOut | None = Field(None, description=RANGE_DESCRIPTION, examples=[RANGE_EXAMPLE])
     contributions: Contributions | None = Field(
         None, description=CONTRIBUTIONS_DESCRIPTION, examples=[CONTRIBUTIONS_EXAMPLE]
+    )
+    comparables: list[Comparable] | None = Field(
+        None, description=COMPARABLES_DESCRIPTION, examples=[COMPARABLES_EXAMPLE]
     )
 
 

@@ -34,6 +34,9 @@ class FakeModel:
             raise type("InvalidArgumentError", (Exception,), {})("cannot decode image")
         return np.array([r["x"] * 2.0 if r["x"] >= 0 else np.nan for r in rows])
 
+    def predict_embed(self, rows):
+        return self.predict(rows), None  # no comparables index
+
 
 async def _with_batcher(max_size: int, max_wait_ms: float, body):
     batcher = MicroBatcher(max_size=max_size, max_wait_ms=max_wait_ms, metrics=Metrics())

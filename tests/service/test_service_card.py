@@ -31,14 +31,14 @@ def refusal(caplog, version: int) -> str:
 
 def test_a_card_from_a_newer_exporter_is_served_and_its_new_keys_shown(exported, tmp_path, start_client) -> None:
     def newer(card: dict) -> None:
-        card["comparables"] = {"index": "comparables.faiss", "k": 5}
+        card["provenance"] = {"source": "feature-store", "k": 5}
         card["inputs"][0]["missing"] = "allowed"
 
     model_dir = tmp_path / "price"
     install_version(exported["v1"], model_dir, 1, edit=edit_card(newer))
     client = start_client(make_settings(model_dir))
     card = client.get("/v1/model").json()
-    assert card["comparables"] == {"index": "comparables.faiss", "k": 5} and card["inputs"][0]["missing"] == "allowed"
+    assert card["provenance"] == {"source": "feature-store", "k": 5} and card["inputs"][0]["missing"] == "allowed"
     item = {**GOOD_ITEM, "image": base64.b64encode(image_bytes("PNG")).decode()}
     assert client.post("/v1/predict", json=item).status_code == 200
 

@@ -171,7 +171,7 @@ def test_model_card_and_openapi_show_range_and_contributions(explained_client) -
     assert card["served"]["range_levels"] == [0.5, 0.8, 0.9, 0.95] and card["served"]["contributions"] is True
     document = explained_client.get("/openapi.json").json()
     operation = document["paths"]["/v1/predict"]["post"]
-    assert {p["name"] for p in operation["parameters"]} == {"explain", "level"}
+    assert {p["name"] for p in operation["parameters"]} == {"explain", "level", "comparables"}
     example = operation["responses"]["200"]["content"]["application/json"]["example"]
     assert set(example["contributions"]) == {"metadata", "text", "image"}
     assert example["range"]["low"] <= example["price"] <= example["range"]["high"]

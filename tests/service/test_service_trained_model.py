@@ -80,7 +80,7 @@ def test_trained_model_parity_on_json_upload_and_batch(trained_client, rows, exp
             "model_version": "1",
             "warnings": [],
         }
-        assert set(body) == {"price", "currency", "model_version", "warnings", "range", "contributions"}
+        assert set(body) == {"price", "currency", "model_version", "warnings", "range", "contributions", "comparables"}
         fields = {k: str(v) for k, v in row.items() if not isinstance(v, bytes)}
         files = {k: ("photo.jpg", v, "image/jpeg") for k, v in row.items() if isinstance(v, bytes)}
         upload = trained_client.post("/v1/predict/upload", data=fields, files=files)

@@ -39,5 +39,6 @@ async def model_card(served: ServedDep) -> dict[str, Any]:
         "currency": model.schema.currency,
         "range_levels": model.price_range.levels if model.price_range else [],
         "contributions": model.occlusion is not None,
+        "comparables": model.comparables.neighbours.size if model.comparables is not None else 0,
     }
     return card

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.api.deps import ServedDep, ServiceState
 from service.api.middleware import request_log
 from service.batcher import BatcherClosed, Outcome
+from service.comparables import MAX_K
 from service.explain import plan_rows
 from service.model import LoadedModel, RowError
 from service.prepare import PreparedRow, prepare_batch, prepare_form, prepare_json
@@ -47,6 +48,18 @@ ExplainQuery = Annotated[
         description="Also say what drove the price (`contributions`): scores each item beside one copy per "
         "modality (metadata, text, photo) with that modality's inputs set to a neutral baseline, in the same "
         "model call. `false` skips that work; the `range` is always there.",
+    ),
+]
+ComparablesQuery = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=MAX_K,
+        description="How many comparables to answer with: the most similar train and valid listings, with their "
+        "price, similarity and the fields the model's config shows (see `comparables` in GET /v1/model). "
+        "0..20; default: the model's (usually 5); 0 skips the search. Versions without an index answer "
+        "without them.",
+        examples=[5],
     ),
 ]
 LevelQuery = Annotated[
@@ -82,19 +95,27 @@ async def _price(
     request: Request,
     explain: bool,
     level: float | None,
+    comparables: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Price, range and contributions of each prepared item; all rows go to the micro-batcher at
-    once (with ``explain``, each item brings one neutral copy per modality)."""
+    """Price, range, contributions and comparables of each prepared item; all rows go to the
+    micro-batcher at once (with ``explain``, each item brings one neutral copy per modality; an
+    item's own row also asks for its comparables, searched in the same call)."""
     occlusion = model.occlusion if explain else None
     plan = plan_rows([p.row for p in prepared], occlusion)
-    outcomes = await _run(service, model, plan.rows, request, owners=plan.owners)
+    index = model.comparables
+    k = (index.default_k if comparables is None else comparables) if index is not None else 0
+    ks = [k if i % plan.per_item == 0 else 0 for i in range(len(plan.rows))]
+    outcomes = await _run(service, model, plan.rows, request, owners=plan.owners, ks=ks)
     answers = []
-    for prices in plan.item_prices([o.price or 0.0 for o in outcomes]):
+    for item, prices in enumerate(plan.item_prices([o.price or 0.0 for o in outcomes])):
         answer: dict[str, Any] = {"price": round(prices[0], 2)}
         if level is not None and model.price_range is not None:
             answer["range"] = model.price_range.answer(prices[0], level)
         if occlusion is not None:
             answer["contributions"] = occlusion.contributions(prices)
+        found = outcomes[item * plan.per_item].neighbours
+        if index is not None and k > 0 and found is not None:
+            answer["comparables"] = index.answer(found[0], found[1], model.version)
         answers.append(answer)
     return answers
 
@@ -105,15 +126,17 @@ async def _run(
     rows: Sequence[dict[str, Any]],
     request: Request,
     owners: Sequence[int] | None = None,
+    ks: Sequence[int] | None = None,
 ) -> list[Outcome]:
     """Price model rows through the micro-batcher; row failures become 422 naming the item
-    (``owners``: the request item of each row, default one row per item)."""
+    (``owners``: the request item of each row, default one row per item; ``ks``: comparables
+    per row)."""
     assert service.batcher is not None
     owners = list(owners) if owners is not None else list(range(len(rows)))
     items = len(set(owners))
     try:
         async with asyncio.timeout(service.settings.inference_timeout_s):  # no extra task, unlike wait_for
-            outcomes = await service.batcher.predict(model, rows)
+            outcomes = await service.batcher.predict(model, rows, ks)
     except TimeoutError:
         raise HTTPException(504, "the prediction took longer than INFERENCE_TIMEOUT_S") from None
     except BatcherClosed:
@@ -200,7 +223,11 @@ def _log_model(request: Request, model: LoadedModel, items: int) -> None:
     responses=ERRORS,
 )
 async def predict(
-    request: Request, served: ServedDep, explain: ExplainQuery = True, level: LevelQuery = None
+    request: Request,
+    served: ServedDep,
+    explain: ExplainQuery = True,
+    level: LevelQuery = None,
+    comparables: ComparablesQuery = None,
 ) -> Response:
     """Fields are the model's inputs by name (see GET /v1/model); `image` is the photo file
     as base64. A categorical value the model never saw is accepted with a warning. The answer
@@ -212,7 +239,7 @@ async def predict(
     range_level = _range_level(model, level)
     body = await request.body()
     prepared = await _prepare_one(prepare_json, len(body), service.settings, model.schema, body)
-    [answer] = await _price(service, model, [prepared], request, explain, range_level)
+    [answer] = await _price(service, model, [prepared], request, explain, range_level, comparables)
     return _json_one(answer, model, prepared)
 
 
@@ -224,7 +251,11 @@ async def predict(
     responses=ERRORS,
 )
 async def predict_upload(
-    request: Request, served: ServedDep, explain: ExplainQuery = True, level: LevelQuery = None
+    request: Request,
+    served: ServedDep,
+    explain: ExplainQuery = True,
+    level: LevelQuery = None,
+    comparables: ComparablesQuery = None,
 ) -> Response:
     """The same inputs as `/v1/predict` as `multipart/form-data`: the photo as the file part
     named after the image input (`image`), the other inputs as form fields. The same answer."""
@@ -255,7 +286,7 @@ async def predict_upload(
         len(b) for parts in files.values() for b in parts
     )
     prepared = await _prepare_one(prepare_form, size, settings, model.schema, fields, files)
-    [answer] = await _price(service, model, [prepared], request, explain, range_level)
+    [answer] = await _price(service, model, [prepared], request, explain, range_level, comparables)
     return _json_one(answer, model, prepared)
 
 
@@ -267,7 +298,11 @@ async def predict_upload(
     responses=ERRORS,
 )
 async def predict_batch(
-    request: Request, served: ServedDep, explain: ExplainQuery = True, level: LevelQuery = None
+    request: Request,
+    served: ServedDep,
+    explain: ExplainQuery = True,
+    level: LevelQuery = None,
+    comparables: ComparablesQuery = None,
 ) -> Response:
     """`{"items": [...]}`, each item as the body of `/v1/predict`; the answers (price, range,
     contributions) come in the same order. An invalid item gives 422 naming its index and field."""
@@ -277,7 +312,7 @@ async def predict_batch(
     body = await request.body()
     prepared = await run_in_threadpool(prepare_batch, model.schema, body, service.settings)
     _log_model(request, model, len(prepared))
-    answers = await _price(service, model, prepared, request, explain, range_level)
+    answers = await _price(service, model, prepared, request, explain, range_level, comparables)
     return _json(
         BatchResponse(
             predictions=[
