@@ -1,11 +1,16 @@
 """The sellers' page in headless Chromium (Debian's chromium + chromium-driver) against uvicorn:
-fill the form, pick a photo, read the suggested price, its range and the contributions chart; and
-see an error named on the page."""
+fill the form, pick a photo, read the suggested price, its range and the contributions chart; see
+an error named on the page; and the similar listings (comparables) with their thumbnails, fetched
+with the API key, from the tiny model the pipeline trains (and none from a card without an index)."""
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+KEY = "page-test-key"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +30,16 @@ def live_server(exported, tmp_path_factory: pytest.TempPathFactory):
     model_dir = tmp_path_factory.mktemp("page") / "price"
     install_version(exported["v1"], model_dir, 1, edit=with_blocks())
     with LiveServer(make_settings(model_dir)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def trained_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """uvicorn with an API key over version 1 of the tiny model the pipeline trains, exported
+    with its comparables index (thumbnails, fields of training/configs/synthetic.toml)."""
+    model_dir = tmp_path_factory.mktemp("page-trained") / "price"
+    install_version(tiny_model_dir / "1", model_dir, 1)
+    with LiveServer(make_settings(model_dir, api_key=KEY)) as server:
         yield server
 
 
@@ -92,6 +108,16 @@ FIELDS = {
 }
 
 
+
+def upload(server, photo: Path) -> dict:
+    """What the API itself answers for FIELDS and ``photo`` (the page must show the same)."""
+    return httpx.post(
+        server.url + "/v1/predict/upload",
+        data=FIELDS,
+        files={"image": ("shoes.jpg", photo.read_bytes(), "image/jpeg")},
+        timeout=30,
+    ).json()
+
 def test_page_suggests_the_same_price_as_the_api(browser, live_server, tmp_path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -109,12 +135,7 @@ def test_page_suggests_the_same_price_as_the_api(browser, live_server, tmp_path)
     shown = browser.find_element(By.ID, "price").text
     browser.save_screenshot(str(tmp_path / "page.png"))
 
-    expected = httpx.post(
-        live_server.url + "/v1/predict/upload",
-        data=FIELDS,
-        files={"image": ("shoes.jpg", photo.read_bytes(), "image/jpeg")},
-        timeout=30,
-    ).json()
+    expected = upload(live_server, photo)
     assert float(price) == expected["price"]
     assert shown == f"€{expected['price']:,.2f}"
     assert browser.find_element(By.ID, "status").text == "Suggested price:"
@@ -153,3 +174,220 @@ def test_page_shows_the_error_naming_the_field(browser, live_server, tmp_path) -
     )
     assert error == "age_months: is out of range: accepted 0 to 240 (seen in training: 0 to 120)"
     assert browser.find_element(By.ID, "price").is_displayed() is False
+
+
+def submit_and_wait(driver) -> str:
+    """Click "Suggest a price" and wait for the answer's price; returns its data-price."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.ID, "submit").click()
+    return WebDriverWait(driver, 30).until(
+        lambda d: (p := d.find_element(By.ID, "price")).is_displayed() and p.get_attribute("data-price"),
+        "no price appeared on the page",
+    )
+
+
+def shown_rows(driver) -> list[dict[str, Any]]:
+    """The "Similar listings" rows as the page shows them (the section must be displayed)."""
+    return driver.execute_script(
+        """
+        return [...document.querySelectorAll('#comp-list > li.comp')].map((li) => {
+          const img = li.querySelector('.comp-thumb img');
+          return {
+            id: li.dataset.id, price: li.dataset.price, similarity: li.dataset.similarity,
+            title: li.querySelector('.comp-title').textContent,
+            fields: [...li.querySelectorAll('.comp-fields span')].map((s) => [s.dataset.field, s.textContent]),
+            priceText: li.querySelector('.comp-price').textContent,
+            similarityText: li.querySelector('.comp-similarity').textContent,
+            img: img && { src: img.src, alt: img.alt, complete: img.complete, width: img.naturalWidth,
+                          shown: img.offsetWidth > 0 },
+            elements: li.querySelectorAll('*').length,
+          };
+        });"""
+    )
+
+
+def thumbnails_settled(driver) -> bool:
+    """Every row's thumbnail has loaded or failed (none is still being fetched)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#comp-list .comp-thumb')]"
+        ".every((t) => t.dataset.thumbnail !== 'loading');"
+    )
+
+
+def test_page_shows_the_similar_listings_with_their_thumbnails(browser, trained_server, tmp_path) -> None:
+    """The tiny trained model answers with comparables: the page lists them in the answer's order,
+    each with its price in the answer's currency and its similarity, and the thumbnails really load
+    (fetched with the API key, shown from a blob: URL the CSP allows); an error clears them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = tmp_path / "item.jpg"
+    photo.write_bytes(image_bytes("JPEG", size=(80, 60), seed=31))
+    browser.get(trained_server.url + "/")
+    browser.find_element(By.ID, "api-key").send_keys(KEY)
+    fill(browser, {}, photo)  # the page's own example values
+    price = submit_and_wait(browser)
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_element(By.ID, "comparables").is_displayed(), "no similar listings appeared"
+    )
+    WebDriverWait(browser, 30).until(thumbnails_settled, "the thumbnails did not finish loading")
+    browser.execute_script("document.getElementById('comparables').scrollIntoView();")
+    browser.save_screenshot(str(tmp_path / "comparables.png"))
+
+    sent = browser.execute_script(
+        "return Object.fromEntries([...new FormData(document.getElementById('predict-form'))]"
+        ".filter(([, v]) => typeof v === 'string'));"
+    )
+    headers = {"Authorization": f"Bearer {KEY}"}
+    expected = httpx.post(
+        trained_server.url + "/v1/predict/upload",
+        data=sent,
+        files={"image": ("item.jpg", photo.read_bytes(), "image/jpeg")},
+        headers=headers,
+        timeout=30,
+    ).json()
+    assert float(price) == expected["price"]
+    comparables = expected["comparables"]
+    assert comparables, "the tiny model answered with no comparables"
+    assert browser.find_element(By.CSS_SELECTOR, "#comparables h2").text == "Similar listings"
+
+    rows = shown_rows(browser)
+    assert [r["id"] for r in rows] == [str(c["id"]) for c in comparables]
+    for row, comparable in zip(rows, comparables, strict=True):
+        assert float(row["price"]) == comparable["price"]
+        assert row["priceText"] == f"€{comparable['price']:,.2f}"
+        percent = math.floor(comparable["similarity"] * 100 + 0.5)  # JavaScript's Math.round
+        assert row["similarityText"] == (f"{percent}% similar" if percent >= 1 else "<1% similar")
+        fields = {k: v for k, v in comparable.get("fields", {}).items() if v not in (None, "")}
+        title = "title" if "title" in fields else next(iter(fields), None)
+        if isinstance(fields.get(title), str):
+            assert row["title"] == fields[title].strip()
+        elif title is None:
+            assert row["title"] == f"Listing {comparable['id']}"
+        assert [name for name, _ in row["fields"]] == [k for k in fields if k != title]
+        if comparable.get("thumbnail"):
+            img = row["img"]
+            assert img is not None and img["src"].startswith("blob:"), row
+            assert img["complete"] and img["width"] > 0 and img["shown"], f"thumbnail of {row['id']} did not load"
+            assert img["alt"] == f"Photo of {row['title']}"
+        else:
+            assert row["img"] is None
+    with_thumbnails = [c for c in comparables if c.get("thumbnail")]
+    assert with_thumbnails, "the tiny model's index has no thumbnails"
+
+    # the thumbnail route wants the key: the page's images loaded because it sent it
+    thumbnail = trained_server.url + "/" + with_thumbnails[0]["thumbnail"]
+    assert httpx.get(thumbnail, timeout=30).status_code == 401
+    answer = httpx.get(thumbnail, headers=headers, timeout=30)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+
+    # an error clears the listings of the previous answer
+    browser.find_element(By.ID, "field-age_months").clear()
+    browser.find_element(By.ID, "field-age_months").send_keys("1000000")
+    browser.find_element(By.ID, "submit").click()
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_element(By.ID, "error").is_displayed(), "no error appeared on the page"
+    )
+    assert browser.find_element(By.ID, "comparables").is_displayed() is False
+    assert browser.find_elements(By.CSS_SELECTOR, "#comp-list > li") == []
+    assert browser.find_element(By.ID, "price").is_displayed() is False
+
+
+def test_page_without_an_index_shows_no_similar_listings(browser, live_server, tmp_path) -> None:
+    """A card without a `comparables` block (an older export): the price, no "Similar listings"."""
+    from selenium.webdriver.common.by import By
+
+    photo = tmp_path / "shoes.jpg"
+    photo.write_bytes(image_bytes("JPEG", size=(80, 60), seed=23))
+    browser.get(live_server.url + "/")
+    fill(browser, FIELDS, photo)
+    price = submit_and_wait(browser)
+    expected = upload(live_server, photo)
+    assert "comparables" not in expected
+    assert float(price) == expected["price"]
+    assert browser.find_element(By.ID, "price").text == f"€{expected['price']:,.2f}"
+    assert browser.find_element(By.ID, "comparables").is_displayed() is False
+    assert browser.find_elements(By.CSS_SELECTOR, "#comp-list > li") == []
+    assert "Similar listings" not in browser.find_element(By.ID, "result").text
+
+
+# A stubbed answer (the page's fetch replaced in the browser), for what the trained model may not
+# show: a title that looks like markup, no title field, no fields at all, no thumbnail, a
+# thumbnail that fails, and an answer without comparables after one with them.
+STUB_ANSWER: dict[str, Any] = {
+    "price": 42.5,
+    "currency": "EUR",
+    "model_version": "1",
+    "comparables": [
+        {
+            "id": "7",
+            "price": 1234.5,
+            "similarity": 0.934,
+            "fields": {"brand": "<b>zara</b>", "title": '<img src=x onerror="window.pwned=1">', "age_months": 12.0},
+            "thumbnail": "v1/comparables/7/thumbnail?version=1",
+        },
+        {"id": "8", "price": 30.0, "similarity": 0.5, "fields": {"brand": "nike", "size": None, "category": "shoes"}},
+        {"id": "9", "price": 9.99, "similarity": 0.001, "thumbnail": "v1/comparables/9/thumbnail?version=1"},
+    ],
+}
+
+STUB_FETCH = """
+const [answers, jpeg] = arguments;
+window.__answers = JSON.parse(answers);  // a string: webdriver would not keep the keys' order
+window.__thumbnailFetches = [];
+const bytes = Uint8Array.from(atob(jpeg), (c) => c.charCodeAt(0));
+window.fetch = async (url, options) => {
+  const path = String(url);
+  if (path.startsWith('v1/predict/upload')) {
+    return new Response(JSON.stringify(window.__answers.shift()), {headers: {'content-type': 'application/json'}});
+  }
+  window.__thumbnailFetches.push(path);
+  if (path.includes('/comparables/7/')) return new Response(new Blob([bytes], {type: 'image/jpeg'}));
+  return new Response('nope', {status: 404});
+};
+"""
+
+
+def test_page_shows_stubbed_comparables_as_text(browser, live_server, tmp_path) -> None:
+    """Every field is shown as text, never as markup; the title falls back to the first field,
+    then the id; a missing or failed thumbnail leaves a grey box; a later answer without
+    comparables clears the list."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = tmp_path / "shoes.png"
+    photo.write_bytes(image_bytes("PNG", seed=24))
+    browser.get(live_server.url + "/")
+    fill(browser, FIELDS, photo)
+    jpeg = base64.b64encode(image_bytes("JPEG", size=(64, 48), seed=25)).decode()
+    later = {k: v for k, v in STUB_ANSWER.items() if k != "comparables"}
+    browser.execute_script(STUB_FETCH, json.dumps([STUB_ANSWER, later]), jpeg)
+    assert submit_and_wait(browser) == "42.5"
+    WebDriverWait(browser, 15).until(thumbnails_settled, "the stubbed thumbnails did not settle")
+    browser.execute_script("document.getElementById('comparables').scrollIntoView();")
+    browser.save_screenshot(str(tmp_path / "stubbed.png"))
+
+    rows = shown_rows(browser)
+    assert [r["id"] for r in rows] == ["7", "8", "9"]
+    first, second, third = rows
+    assert first["title"] == '<img src=x onerror="window.pwned=1">'
+    assert first["fields"] == [["brand", "Brand: <b>zara</b>"], ["age_months", "Age months: 12"]]
+    assert first["priceText"] == "€1,234.50" and first["similarityText"] == "93% similar"
+    assert first["img"]["src"].startswith("blob:") and first["img"]["width"] == 64 and first["img"]["shown"]
+    assert first["img"]["alt"] == 'Photo of <img src=x onerror="window.pwned=1">'
+    assert second["title"] == "nike" and second["fields"] == [["category", "Category: shoes"]]
+    assert second["img"] is None and second["similarityText"] == "50% similar"
+    assert third["title"] == "Listing 9" and third["fields"] == [] and third["similarityText"] == "<1% similar"
+    assert third["img"]["shown"] is False  # its thumbnail failed: the grey box stays
+    # only the page's own elements: no markup from the data
+    assert [r["elements"] for r in rows] == [10, 8, 7]
+    assert browser.execute_script("return window.pwned === undefined;")
+    assert browser.execute_script("return window.__thumbnailFetches;") == [
+        f"{live_server.url}/v1/comparables/{i}/thumbnail?version=1" for i in (7, 9)
+    ]
+
+    submit_and_wait(browser)
+    assert browser.find_element(By.ID, "comparables").is_displayed() is False
+    assert browser.find_elements(By.CSS_SELECTOR, "#comp-list > li") == []
