@@ -16,17 +16,19 @@ loads it read-only with a model version and searches it inside the micro-batcher
   their names. ``load(folder, search, ef_search)`` reads them back; the caller checks their
   hashes first (``common.files`` / the model card's ``comparables.files``).
 
-numpy, and faiss only for HNSW (imported when needed).
+numpy (exact search on one BLAS thread, threadpoolctl), and faiss only for HNSW (imported when
+needed).
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["EXACT_MAX", "HNSW_FILE", "VECTORS_FILE", "Neighbours", "choose_search", "unit_rows"]
+__all__ = ["EXACT_MAX", "HNSW_FILE", "VECTORS_FILE", "Neighbours", "choose_search", "one_blas_thread", "unit_rows"]
 
 VECTORS_FILE = "vectors.npy"
 HNSW_FILE = "hnsw.faiss"
@@ -37,6 +39,24 @@ EXACT_MAX = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 64
+
+
+_BLAS: Any = None  # a threadpoolctl.ThreadpoolController, made on first use
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """numpy's matrix products on the calling thread alone, for the block's duration.
+
+    One query's product is too small to share: on busy cores, waking BLAS worker threads cost
+    up to 8 ms per query where one thread takes 0.3-3 ms (`make bench`, 20k-200k rows). About
+    15 us to enter and leave.
+    """
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def choose_search(rows: int, search: str = "auto", exact_max: int = EXACT_MAX) -> Search:
@@ -68,6 +88,7 @@ class Neighbours:
         self.metric = metric
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.norms2 = np.einsum("ij,ij->i", self.vectors, self.vectors)  # l2: |x|^2 of each stored row
+        self.one_thread = True  # exact search: the product on one BLAS thread (one_blas_thread)
         self.ann = ann  # a faiss index over the same vectors, or None (exact search)
         self.ef_search = ef_search
         if ann is not None:
@@ -118,7 +139,8 @@ class Neighbours:
         if self.ann is not None:
             found, idx = self.ann.search(q, k)  # type: ignore[attr-defined]
             return idx.astype(np.int64), self._similarity(found, q, squared=True)
-        scores = q @ self.vectors.T  # [b, n]
+        with one_blas_thread() if self.one_thread else contextlib.nullcontext():
+            scores = q @ self.vectors.T  # [b, n]
         if self.metric == "l2":  # the nearest: the largest 2 q.x - |x|^2 (|q|^2 is the same for all)
             scores = 2.0 * scores - self.norms2[None, :]
         if k < self.size:
