@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench import encoders
+from bench import comparables, encoders
 from bench.common import dig as _get
 from bench.common import fmt as _f
 from bench.common import one_client_gap
@@ -93,6 +93,7 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     if bound_p50 is not None and off_one:
         gap, text = one_client_gap(_get(servers, "unbatched"), bound_p50)
         out.append(_target("(same, batching off) 1 client: service p50 - bound p50 <= 3 ms", gap, 3.0, False, text))
+    out += comparables.targets(r)
     return out
 
 
@@ -213,6 +214,7 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
         lines += ["", f"Settings: `{' '.join(mem['settings'])}`."]
     else:
         lines.append(f"not measured ({mem.get('error', 'skipped')})")
+    lines += comparables.markdown(r)
     lines += ["", "The plot: latency_throughput.png. Raw figures: latest.json.", ""]
     atomic_write_text(path, "\n".join(lines))
 

@@ -8,7 +8,8 @@ in turns with the bound (bench/paired.py: both in the same minutes, which the on
 needs). The served model with the pretrained photo encoder (bench/pretrained.py: trained once by
 the bench unless ``--pretrained-model-dir`` holds one) gets the same bound and micro-batched
 service, beside the scratch model of ``--model-dir``; bench/features.py times `make train`'s
-feature pass of that encoder. Writes bench/results/latest.json, latest.md and
+feature pass of that encoder; bench/comparables.py the comparables search (exact and HNSW, latency
+and recall at 20k to 2M stored listings). Writes bench/results/latest.json, latest.md and
 latency_throughput.png. ``--quick`` (or QUICK=1) is the short version for CI (every part
 smaller, the pretrained model at 64 px; about 5-8 minutes on 2 shared cores, most of it fixed
 costs: TensorFlow start-up and tracing).
@@ -34,7 +35,7 @@ from bench.serving import bench_server, run_bound, server_specs
 from common.files import atomic_write_text
 from harness.models import newest_servable
 
-PARTS = ("pipeline", "memory", "bound", "servers", "pretrained", "features")
+PARTS = ("pipeline", "memory", "bound", "servers", "pretrained", "features", "comparables")
 SCRATCH_PARTS = {"bound", "servers"}  # the parts that need the model of --model-dir
 
 
@@ -60,6 +61,10 @@ class Profile:
     paired_block: int
     feature_photos: int
     feature_image_size: int
+    comparables_sizes: tuple[str, ...]  # stored listings, ROWS or ROWSxDIM (bench/comparables.py)
+    comparables_queries: int  # queries for recall against exact search
+    comparables_latency_queries: int  # single queries timed per search
+    comparables_ef_search: tuple[int, ...]  # the HNSW efSearch values swept (the default among them)
 
 
 # Each field: (full run, quick run).
@@ -87,6 +92,10 @@ _PROFILES: dict[str, tuple[Any, Any]] = {
     "paired_block": (10, 10),
     "feature_photos": (384, 64),
     "feature_image_size": (224, 224),
+    "comparables_sizes": (("20000", "50000", "200000", "2000000", "200000x192"), ("2000", "20000")),
+    "comparables_queries": (500, 50),
+    "comparables_latency_queries": (300, 30),
+    "comparables_ef_search": ((32, 64, 128, 256), (32, 64)),
 }
 FULL = Profile(**{name: values[0] for name, values in _PROFILES.items()})
 QUICK = Profile(**{name: values[1] for name, values in _PROFILES.items()})
@@ -205,7 +214,7 @@ def run_parts(
     results: dict[str, Any], profile: Profile, a: argparse.Namespace, chosen: list[str], version: Path | None
 ) -> None:
     """Every chosen part, each recorded in ``results`` (a failed part as its error)."""
-    from bench import features, pretrained
+    from bench import comparables, features, pretrained
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
@@ -214,6 +223,7 @@ def run_parts(
             "memory": lambda: run_memory(profile),
             "pretrained": lambda: pretrained.measure(profile, a.pretrained_model_dir, work),
             "features": lambda: features.run(profile),
+            "comparables": lambda: comparables.run(profile),
         }
         parts = set(a.only.split(","))
         if parts & SCRATCH_PARTS and version is not None:
