@@ -103,7 +103,11 @@ def evaluate_encoders(r: dict[str, Any]) -> list[dict[str, Any]]:
 def markdown(r: dict[str, Any]) -> list[str]:
     """The section of latest.md: the table side by side, the targets per encoder, the feature pass."""
     found = sides(r)
-    lines = ["", "## Scratch vs pretrained photo encoder (the served model, `POST /v1/predict?explain=false`)", ""]
+    lines = [
+        "",
+        "## Scratch vs pretrained photo encoder (the served model, `POST /v1/predict?explain=false&comparables=0`)",
+        "",
+    ]
     failed = dig(r, "pretrained", "error")
     lines += [f"- pretrained: failed: {failed[:300]}"] if failed else []
     if not found:

@@ -87,7 +87,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.paired", description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
-    p.add_argument("--path", default="/v1/predict?explain=false")
+    p.add_argument("--path", default="/v1/predict?explain=false&comparables=0")
     p.add_argument("--model", required=True, type=Path, help="the version folder the service serves")
     p.add_argument("--payloads", required=True, type=Path)
     p.add_argument("--rounds", type=int, default=30)

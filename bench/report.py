@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench import comparables, encoders
+from bench import comparables, comparables_cost, encoders
 from bench.common import dig as _get
 from bench.common import fmt as _f
 from bench.common import one_client_gap
@@ -94,6 +94,7 @@ def evaluate_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         gap, text = one_client_gap(_get(servers, "unbatched"), bound_p50)
         out.append(_target("(same, batching off) 1 client: service p50 - bound p50 <= 3 ms", gap, 3.0, False, text))
     out += comparables.targets(r)
+    out += comparables_cost.targets(r)
     return out
 
 
@@ -168,7 +169,7 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
         "",
         "## Serving (POST /v1/predict, 96x96 JPEG as base64, closed-loop clients)",
         "",
-        "The service is asked for the price alone (`?explain=false`): the same model work per request as the "
+        "The service is asked for the price alone (`?explain=false&comparables=0`): the same model work per request as the "
         "bound and the naive service; a 'default answer' row, if any, shows the default request.",
         "",
         "| server | clients | req/s | p50 ms | p90 ms | p99 ms | server CPU ms / prediction | requests | errors |",
@@ -215,6 +216,7 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
     else:
         lines.append(f"not measured ({mem.get('error', 'skipped')})")
     lines += comparables.markdown(r)
+    lines += comparables_cost.markdown(r)
     lines += ["", "The plot: latency_throughput.png. Raw figures: latest.json.", ""]
     atomic_write_text(path, "\n".join(lines))
 

@@ -35,8 +35,8 @@ from bench.serving import bench_server, run_bound, server_specs
 from common.files import atomic_write_text
 from harness.models import newest_servable
 
-PARTS = ("pipeline", "memory", "bound", "servers", "pretrained", "features", "comparables")
-SCRATCH_PARTS = {"bound", "servers"}  # the parts that need the model of --model-dir
+PARTS = ("pipeline", "memory", "bound", "servers", "pretrained", "features", "comparables", "comparables_cost")
+SCRATCH_PARTS = {"bound", "servers", "comparables_cost"}  # the parts that need the model of --model-dir
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class Profile:
     comparables_queries: int  # queries for recall against exact search
     comparables_latency_queries: int  # single queries timed per search
     comparables_ef_search: tuple[int, ...]  # the HNSW efSearch values swept (the default among them)
+    comparables_cost_rows: int  # listings of the synthetic index served (bench/comparables_cost.py)
+    comparables_cost_rounds: int
 
 
 # Each field: (full run, quick run).
@@ -96,6 +98,8 @@ _PROFILES: dict[str, tuple[Any, Any]] = {
     "comparables_queries": (500, 50),
     "comparables_latency_queries": (300, 30),
     "comparables_ef_search": ((32, 64, 128, 256), (32, 64)),
+    "comparables_cost_rows": (200_000, 20_000),
+    "comparables_cost_rounds": (20, 3),
 }
 FULL = Profile(**{name: values[0] for name, values in _PROFILES.items()})
 QUICK = Profile(**{name: values[1] for name, values in _PROFILES.items()})
@@ -214,7 +218,7 @@ def run_parts(
     results: dict[str, Any], profile: Profile, a: argparse.Namespace, chosen: list[str], version: Path | None
 ) -> None:
     """Every chosen part, each recorded in ``results`` (a failed part as its error)."""
-    from bench import comparables, features, pretrained
+    from bench import comparables, comparables_cost, features, pretrained
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
@@ -233,6 +237,7 @@ def run_parts(
             pinned = pin_version(version, work / "models")
             sections["bound"] = lambda: run_bound(profile, version, payloads)
             sections["servers"] = lambda: run_servers(profile, chosen, pinned, payloads, work / "logs")
+            sections["comparables_cost"] = lambda: comparables_cost.run(profile, version, work)
         for name in PARTS:
             if name in parts:
                 run_section(results, name, sections[name])

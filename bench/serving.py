@@ -30,7 +30,7 @@ class ServerSpec:
 # The price alone: the same model work per request as the bound and the naive service (the
 # service's default answer may add contributions, i.e. more model rows per item; a service
 # without that option ignores the query).
-PRICE_ONLY = "/v1/predict?explain=false"
+PRICE_ONLY = "/v1/predict?explain=false&comparables=0"  # the price alone: what the bound computes
 
 
 def server_specs(model_dir: Path) -> dict[str, ServerSpec]:
