@@ -108,7 +108,6 @@ FIELDS = {
 }
 
 
-
 def upload(server, photo: Path) -> dict:
     """What the API itself answers for FIELDS and ``photo`` (the page must show the same)."""
     return httpx.post(
@@ -117,6 +116,7 @@ def upload(server, photo: Path) -> dict:
         files={"image": ("shoes.jpg", photo.read_bytes(), "image/jpeg")},
         timeout=30,
     ).json()
+
 
 def test_page_suggests_the_same_price_as_the_api(browser, live_server, tmp_path) -> None:
     from selenium.webdriver.common.by import By
