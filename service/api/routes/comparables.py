@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from service.api.deps import ServedDep
 from service.api.routes.predict import ERRORS
+from service.schemas.response import ErrorResponse
 
 router = APIRouter(prefix="/v1", tags=["comparables"])
 
@@ -18,7 +19,11 @@ router = APIRouter(prefix="/v1", tags=["comparables"])
     response_class=Response,
     responses={
         200: {"content": {"image/jpeg": {}}, "description": "The JPEG (about 64 px on its longest side)."},
-        404: {"description": "No such listing with a thumbnail in the served version, or another version."},
+        404: {
+            "model": ErrorResponse,
+            "description": "No such listing with a thumbnail in the served version, or another version.",
+        },
+        422: {"model": ErrorResponse, "description": "A `version` below 0 or not a number, an id over 200 characters."},
         **{k: ERRORS[k] for k in (401, 503)},
     },
 )
