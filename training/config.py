@@ -187,7 +187,7 @@ class ComparablesConfig(Section):
     )
     k: int = Field(5, ge=1, le=20, description="comparables per answer by default, and in the evaluation's kNN row")
     search: Literal["auto", "exact", "hnsw"] = Field(
-        "auto", description="auto: exact cosine search up to exact_max listings, an HNSW graph (faiss) above"
+        "auto", description="auto: exact search (numpy) up to exact_max listings, an HNSW graph (faiss) above"
     )
     exact_max: int = Field(50000, ge=1, description="auto: the most listings searched exactly")
     thumbnails: bool = Field(True, description="store a small JPEG of each listing's photo in the index")
