@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import shutil
 import statistics
@@ -32,6 +31,7 @@ import numpy as np
 
 from bench.common import dig, load_payloads, make_payloads, percentiles, say, target
 from bench.load import post
+from common.files import sha256_file
 from common.neighbours import Neighbours, choose_search
 from harness.server import ServiceProcess
 
@@ -62,7 +62,7 @@ def synthetic_index(version: Path, rows: int, seed: int = 0) -> dict[str, Any]:
     block.update(
         count=rows,
         search=search,
-        files={n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names},
+        files={n: sha256_file(folder / n) for n in names},
     )
     card["comparables"] = block
     card_path.write_text(json.dumps(card, indent=2))
