@@ -76,9 +76,22 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
     driver.quit()
 
 
-def fill(driver, fields: dict[str, str], photo: Path) -> None:
+def card_read(driver) -> str:
+    """Wait until the page has asked GET /v1/model (or failed to); returns how it set the form up:
+    ``optional`` (a card with a `missing` block), ``required`` (an older card) or ``unavailable``."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 15).until(
+        lambda d: (
+            (state := d.execute_script("return document.body.dataset.card || '';")) not in ("", "loading") and state
+        ),
+        "the page did not read the model card",
+    )
+
+
+def set_fields(driver, fields: dict[str, str]) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     for name, value in fields.items():
         element = driver.find_element(By.ID, f"field-{name}")
@@ -87,12 +100,47 @@ def fill(driver, fields: dict[str, str], photo: Path) -> None:
         else:
             element.clear()
             element.send_keys(value)
-    driver.find_element(By.ID, "field-image").send_keys(str(photo))
+
+
+def previews_shown(driver, count: int) -> bool:
+    """The photo list shows ``count`` previews, each loaded."""
+    return driver.execute_script(
+        "const imgs = [...document.querySelectorAll('#photos-image .photo-item img')];"
+        "return imgs.length === arguments[0] && imgs.every((i) => i.complete && i.naturalWidth > 0);",
+        count,
+    )
+
+
+def add_photos(driver, *photos: Path) -> None:
+    """Choose ``photos`` in the picker (several at once when it takes several) and wait for
+    their previews."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    before = len(driver.find_elements(By.CSS_SELECTOR, "#photos-image .photo-item"))
+    driver.find_element(By.ID, "field-image").send_keys("\n".join(str(p) for p in photos))
     WebDriverWait(driver, 15).until(
-        lambda d: d.execute_script(
-            "const p = document.getElementById('preview-image');return !p.hidden && p.complete && p.naturalWidth > 0;"
+        lambda d: previews_shown(d, before + len(photos)), "the photo previews did not show"
+    )
+
+
+def fill(driver, fields: dict[str, str], photo: Path) -> None:
+    card_read(driver)
+    set_fields(driver, fields)
+    add_photos(driver, photo)
+
+
+def settled(driver, timeout: float = 30) -> str:
+    """Wait until the page shows the answer to the form as it is now (no update pending or on its
+    way); returns ``done`` or ``error``."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(
+        lambda d: (
+            (state := d.execute_script("return document.getElementById('result').dataset.state;")) in ("done", "error")
+            and state
         ),
-        "the photo preview did not show",
+        "the page did not settle on an answer",
     )
 
 
@@ -120,18 +168,13 @@ def upload(server, photo: Path) -> dict:
 
 def test_page_suggests_the_same_price_as_the_api(browser, live_server, tmp_path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "shoes.jpg"
     photo.write_bytes(image_bytes("JPEG", size=(80, 60), seed=21))
     browser.get(live_server.url + "/")
     assert browser.title == "Price suggestion"
     fill(browser, FIELDS, photo)
-    browser.find_element(By.ID, "submit").click()
-    price = WebDriverWait(browser, 30).until(
-        lambda d: d.find_element(By.ID, "price").get_attribute("data-price"),
-        "no price appeared on the page",
-    )
+    price = submit_and_wait(browser)
     shown = browser.find_element(By.ID, "price").text
     browser.save_screenshot(str(tmp_path / "page.png"))
 
@@ -179,13 +222,12 @@ def test_page_shows_the_error_naming_the_field(browser, live_server, tmp_path) -
 def submit_and_wait(driver) -> str:
     """Click "Suggest a price" and wait for the answer's price; returns its data-price."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.find_element(By.ID, "submit").click()
-    return WebDriverWait(driver, 30).until(
-        lambda d: (p := d.find_element(By.ID, "price")).is_displayed() and p.get_attribute("data-price"),
-        "no price appeared on the page",
-    )
+    assert settled(driver) == "done", driver.find_element(By.ID, "error").text
+    price = driver.find_element(By.ID, "price")
+    assert price.is_displayed()
+    return price.get_attribute("data-price")
 
 
 def shown_rows(driver) -> list[dict[str, Any]]:
@@ -227,7 +269,8 @@ def test_page_shows_the_similar_listings_with_their_thumbnails(browser, trained_
     photo.write_bytes(image_bytes("JPEG", size=(80, 60), seed=31))
     browser.get(trained_server.url + "/")
     browser.find_element(By.ID, "api-key").send_keys(KEY)
-    fill(browser, {}, photo)  # the page's own example values
+    WebDriverWait(browser, 15).until(lambda d: card_read(d) != "unavailable", "the card was not read with the key")
+    fill(browser, FIELDS, photo)
     price = submit_and_wait(browser)
     WebDriverWait(browser, 30).until(
         lambda d: d.find_element(By.ID, "comparables").is_displayed(), "no similar listings appeared"
@@ -236,10 +279,12 @@ def test_page_shows_the_similar_listings_with_their_thumbnails(browser, trained_
     browser.execute_script("document.getElementById('comparables').scrollIntoView();")
     browser.save_screenshot(str(tmp_path / "comparables.png"))
 
-    sent = browser.execute_script(
+    sent = browser.execute_script(  # what the form holds (a card with a `missing` block: the fields given)
+        "const optional = document.body.dataset.card === 'optional';"
         "return Object.fromEntries([...new FormData(document.getElementById('predict-form'))]"
-        ".filter(([, v]) => typeof v === 'string'));"
+        ".filter(([, v]) => typeof v === 'string' && (!optional || v.trim() !== '')));"
     )
+    assert sent == FIELDS
     headers = {"Authorization": f"Bearer {KEY}"}
     expected = httpx.post(
         trained_server.url + "/v1/predict/upload",
@@ -334,14 +379,14 @@ STUB_ANSWER: dict[str, Any] = {
 }
 
 STUB_FETCH = """
-const [answers, jpeg] = arguments;
-window.__answers = JSON.parse(answers);  // a string: webdriver would not keep the keys' order
+const [answer, jpeg] = arguments;
+window.__answer = JSON.parse(answer);  // a string: webdriver would not keep the keys' order
 window.__thumbnailFetches = [];
 const bytes = Uint8Array.from(atob(jpeg), (c) => c.charCodeAt(0));
 window.fetch = async (url, options) => {
   const path = String(url);
-  if (path.startsWith('v1/predict/upload')) {
-    return new Response(JSON.stringify(window.__answers.shift()), {headers: {'content-type': 'application/json'}});
+  if (path.startsWith('v1/predict/upload')) {  // every request gets the current answer
+    return new Response(JSON.stringify(window.__answer), {headers: {'content-type': 'application/json'}});
   }
   window.__thumbnailFetches.push(path);
   if (path.includes('/comparables/7/')) return new Response(new Blob([bytes], {type: 'image/jpeg'}));
@@ -362,8 +407,8 @@ def test_page_shows_stubbed_comparables_as_text(browser, live_server, tmp_path) 
     browser.get(live_server.url + "/")
     fill(browser, FIELDS, photo)
     jpeg = base64.b64encode(image_bytes("JPEG", size=(64, 48), seed=25)).decode()
-    later = {k: v for k, v in STUB_ANSWER.items() if k != "comparables"}
-    browser.execute_script(STUB_FETCH, json.dumps([STUB_ANSWER, later]), jpeg)
+    later = {**{k: v for k, v in STUB_ANSWER.items() if k != "comparables"}, "price": 43.5}
+    browser.execute_script(STUB_FETCH, json.dumps(STUB_ANSWER), jpeg)
     assert submit_and_wait(browser) == "42.5"
     WebDriverWait(browser, 15).until(thumbnails_settled, "the stubbed thumbnails did not settle")
     browser.execute_script("document.getElementById('comparables').scrollIntoView();")
@@ -388,6 +433,221 @@ def test_page_shows_stubbed_comparables_as_text(browser, live_server, tmp_path) 
         f"{live_server.url}/v1/comparables/{i}/thumbnail?version=1" for i in (7, 9)
     ]
 
-    submit_and_wait(browser)
+    browser.execute_script("window.__answer = JSON.parse(arguments[0]);", json.dumps(later))
+    assert submit_and_wait(browser) == "43.5"
     assert browser.find_element(By.ID, "comparables").is_displayed() is False
     assert browser.find_elements(By.CSS_SELECTOR, "#comp-list > li") == []
+
+
+# ------------------------------------------------------------------ incomplete listings (issue 17)
+
+# The fake API of the tests below, installed before the page's own script runs (so that its GET
+# /v1/model is answered too): the card is the served one with a `missing` block and `max_photos`;
+# each POST /v1/predict/upload is recorded (its parts, files by name; whether it was aborted by the
+# time it is answered) and gets `answers[i]` (the last one again past the end) after `delays[i]` ms.
+STUB_API = """
+(() => {
+  const config = %s;
+  const stub = window.__stub = { calls: [], answers: config.answers, delays: config.delays, alerts: [] };
+  window.alert = (message) => stub.alerts.push(String(message));
+  const realFetch = window.fetch.bind(window);
+  const json = (body, status) =>
+    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+  window.fetch = async (url, options = {}) => {
+    const path = new URL(String(url), location.href).pathname;
+    if (path.endsWith("/v1/model")) return json(config.card, 200);
+    if (!path.endsWith("/v1/predict/upload")) return realFetch(url, options);
+    const index = stub.calls.length;
+    const call = {
+      parts: [...options.body.entries()].map(([k, v]) => [k, typeof v === "string" ? v : "file:" + v.name]),
+      aborted: false,
+    };
+    stub.calls.push(call);
+    const answer = stub.answers[Math.min(index, stub.answers.length - 1)];
+    await new Promise((resolve) => setTimeout(resolve, stub.delays[index] || 0));
+    call.aborted = Boolean(options.signal && options.signal.aborted);  // answered anyway: the page must drop it
+    return json(answer.body, answer.status || 200);
+  };
+})();
+"""
+
+OPTIONAL_GROUPS = {
+    "metadata": ["brand", "category", "condition", "size", "colour", "age_months"],
+    "text": ["title", "description"],
+    "image": ["image"],
+}
+
+
+def stub_answer(price: float, missing: list[str], narrow: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    given = {g for g, names in OPTIONAL_GROUPS.items() if not set(names) <= set(missing)}
+    contributions = {
+        g: ({"amount": 2.5, "share": 1 / len(given)} if g in given else "missing") for g in OPTIONAL_GROUPS
+    }
+    return {
+        "body": {
+            "price": price,
+            "currency": "EUR",
+            "model_version": "1",
+            "range": {"low": round(price * 0.6, 2), "high": round(price * 1.5, 2), "level": 0.8},
+            "missing": missing,
+            "range_if_given": narrow,
+            "contributions": contributions,
+            **extra,
+        }
+    }
+
+
+@pytest.fixture
+def stubbed(browser, live_server):
+    """``stubbed(answers, delays=(), max_photos=3)``: the page of ``live_server`` over the fake API
+    above; returns the number of the requests it sent so far as a callable."""
+    scripts: list[str] = []
+
+    def open_page(answers: list[dict[str, Any]], delays: tuple[int, ...] = (), max_photos: int = 3):
+        card = httpx.get(live_server.url + "/v1/model", timeout=30).json()
+        for entry in card["inputs"]:
+            if entry["role"] == "image":
+                entry["max_photos"] = max_photos
+        card["missing"] = {"method": "input dropout (test)", "groups": OPTIONAL_GROUPS}
+        config = json.dumps({"card": card, "answers": answers, "delays": list(delays)})
+        added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": STUB_API % config})
+        scripts.append(added["identifier"])
+        browser.get(live_server.url + "/")
+        assert card_read(browser) == "optional"
+        return lambda: browser.execute_script("return window.__stub.calls.length;")
+
+    yield open_page
+    for identifier in scripts:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": identifier})
+
+
+def stub_calls(driver) -> list[dict[str, Any]]:
+    return driver.execute_script("return window.__stub.calls;")
+
+
+def wait_calls(driver, count: int) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return window.__stub.calls.length;") >= count, f"request {count} was not sent"
+    )
+
+
+def test_page_drops_an_answer_older_than_the_shown_one(browser, stubbed) -> None:
+    """Typing sends one request per pause (debounced), with only the fields filled in; a newer
+    request aborts the older one, and the older answer, arriving last, does not replace the newer."""
+    from selenium.webdriver.common.by import By
+
+    stubbed(
+        [stub_answer(11.0, ["image"], []), stub_answer(22.0, ["image"], [])],
+        delays=(1500, 0),  # the first answer comes back last
+    )
+    title = browser.find_element(By.ID, "field-title")
+    title.send_keys("Red")
+    wait_calls(browser, 1)
+    title.send_keys(" shoes")
+    assert settled(browser) == "done"
+    assert browser.find_element(By.ID, "price").get_attribute("data-price") == "22"
+    browser.execute_script("return new Promise((resolve) => setTimeout(resolve, 1800));")  # the late answer
+    calls = stub_calls(browser)
+    assert [c["parts"] for c in calls] == [[["title", "Red"]], [["title", "Red shoes"]]]
+    assert calls[0]["aborted"] is True and calls[1]["aborted"] is False
+    assert browser.find_element(By.ID, "price").get_attribute("data-price") == "22"
+    assert browser.find_element(By.ID, "price").text == "€22.00"
+    assert browser.execute_script("return document.getElementById('result').dataset.answers;") == "1"
+
+
+def test_page_shows_what_is_missing_and_what_would_narrow_the_range(browser, stubbed, tmp_path) -> None:
+    """The form starts empty (the examples as hints); the missing inputs, their "missing"
+    contributions and the hint of `range_if_given[0]` are shown with the group's words; at most
+    `max_photos` photos are taken, each can be removed; a 422 is shown next to the form, the bad
+    photo marked, never as an alert."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    everything_but_title = [*OPTIONAL_GROUPS["metadata"], "description", "image"]
+    narrow_details = {"group": "metadata", "inputs": OPTIONAL_GROUPS["metadata"], "low": 40.0, "high": 55.0}
+    narrow_text = {"group": "text", "inputs": ["title", "description"], "low": 1234.5, "high": 2000.0}
+    narrow_photo = {"group": "image", "inputs": ["image"], "low": 41.25, "high": 50.0}
+    photo_error = {
+        "detail": "image[1]: the file is not an image the service can read",
+        "errors": [{"loc": ["image", 1], "msg": "the file is not an image the service can read", "type": "image"}],
+    }
+    count = stubbed(
+        [
+            stub_answer(47.0, everything_but_title, [narrow_details, narrow_photo]),
+            stub_answer(1500.0, [*OPTIONAL_GROUPS["metadata"], "title", "description"], [narrow_text]),
+            stub_answer(48.0, [], []),
+            {"status": 422, "body": photo_error},
+        ]
+    )
+    # nothing is filled in: no request, the examples are only hints
+    values = browser.execute_script(
+        "return [...document.getElementById('predict-form').elements]"
+        ".filter((e) => e.name && e.type !== 'file').map((e) => [e.name, e.value, e.required]);"
+    )
+    assert values == [[name, "", False] for name in [*OPTIONAL_GROUPS["metadata"], "title", "description"]]
+    assert browser.find_element(By.ID, "field-title").get_attribute("placeholder") == "e.g. A nice item"
+    assert browser.find_element(By.ID, "status").text == "Fill in any field or add a photo for a suggestion."
+    assert count() == 0
+
+    browser.find_element(By.ID, "field-title").send_keys("Red running shoes")
+    assert settled(browser) == "done"
+    assert stub_calls(browser)[0]["parts"] == [["title", "Red running shoes"]]
+    assert browser.find_element(By.ID, "price").text == "€47.00"
+    assert browser.find_element(By.ID, "narrow").text == "Add the details: the range narrows to €40.00–€55.00."
+    assert browser.find_element(By.ID, "missing").text == (
+        "Priced without: brand, category, condition, size, colour, age months, description, photo."
+    )
+    bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar-row")
+    assert [b.text.split("\n") for b in bars] == [["Item details", "missing"], ["Text", "+€2.50"], ["Photo", "missing"]]
+    assert [b.get_attribute("data-amount") for b in bars] == ["missing", "2.5", "missing"]
+
+    # a title of spaces is no title: nothing is given, the answer goes, no request is sent
+    browser.find_element(By.ID, "field-title").clear()
+    browser.find_element(By.ID, "field-title").send_keys(" ")
+    assert browser.find_element(By.ID, "status").text == "Fill in any field or add a photo for a suggestion."
+    assert browser.find_element(By.ID, "price").is_displayed() is False
+
+    # four photos chosen, three taken
+    photos = []
+    for i, fmt in enumerate(("PNG", "JPEG", "PNG", "JPEG")):
+        photos.append(tmp_path / f"photo{i}.{fmt.lower()}")
+        photos[-1].write_bytes(image_bytes(fmt, size=(40, 30), seed=40 + i))
+    browser.find_element(By.ID, "field-image").send_keys("\n".join(str(p) for p in photos))
+    assert settled(browser) == "done"
+    assert previews_shown(browser, 3)
+    assert browser.find_element(By.ID, "photo-count-image").text == "3 of 3 photos; 1 left out (at most 3)"
+    assert browser.find_element(By.ID, "field-image").get_attribute("disabled") == "true"
+    assert browser.find_element(By.ID, "price").text == "€1,500.00"
+    assert browser.find_element(By.ID, "narrow").text == "Add a description: the range narrows to €1,234.50–€2,000.00."
+    browser.save_screenshot(str(tmp_path / "photos.png"))
+
+    # remove the second photo, pick a brand: one request with what is left
+    browser.find_element(By.CSS_SELECTOR, "#photos-image .photo-item[data-index='1'] .remove-photo").click()
+    Select(browser.find_element(By.ID, "field-brand")).select_by_value("nike")
+    assert settled(browser) == "done"
+    assert browser.find_element(By.ID, "price").text == "€48.00"
+    assert browser.find_element(By.ID, "narrow").is_displayed() is False
+    assert browser.find_element(By.ID, "missing").is_displayed() is False
+    assert browser.find_element(By.ID, "photo-count-image").text == "2 of 3 photos"
+    assert browser.find_element(By.ID, "field-image").get_attribute("disabled") is None
+
+    # a bad photo: the error under the form and on its preview, the price gone
+    browser.find_element(By.ID, "submit").click()
+    assert settled(browser) == "error"
+    assert browser.find_element(By.ID, "error").text == photo_error["detail"]
+    assert browser.find_element(By.CSS_SELECTOR, ".field-error[data-field='image']").text == (
+        "Photo 2: the file is not an image the service can read"
+    )
+    items = browser.find_elements(By.CSS_SELECTOR, "#photos-image .photo-item")
+    assert ["bad" in i.get_attribute("class") for i in items] == [False, True]
+    browser.save_screenshot(str(tmp_path / "photo-error.png"))
+    assert browser.find_element(By.ID, "price").is_displayed() is False
+    assert browser.execute_script("return window.__stub.alerts;") == []
+    parts = [c["parts"] for c in stub_calls(browser)]
+    assert parts[1:] == [
+        [["image", "file:photo0.png"], ["image", "file:photo1.jpeg"], ["image", "file:photo2.png"]],
+        [["brand", "nike"], ["image", "file:photo0.png"], ["image", "file:photo2.png"]],
+        [["brand", "nike"], ["image", "file:photo0.png"], ["image", "file:photo2.png"]],
+    ]
