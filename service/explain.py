@@ -1,13 +1,15 @@
 """The price range and what drove the price, from the model card's `interval` and `explain` blocks.
 
 Range: the card stores log-price quantiles (q_low, q_high) per level, calibrated on held-out data
-(docs/contract.md); low = price * exp(q_low), high = price * exp(q_high). It costs nothing.
+(docs/contract.md); low = price * exp(q_low), high = price * exp(q_high). It costs nothing. A card
+with ``interval.by_inputs`` has quantiles per subset of given input groups ("metadata+image"): an
+item's range uses its subset's, or the global ones where the subset has none (or too few rows).
 
 Contributions (occlusion): each item is scored beside one copy per modality whose inputs are
 replaced by the card's neutral baseline, all rows in the same batched model call; a modality's
 contribution is price - price without it, its share |contribution| / sum of |contributions|.
 Which inputs make a modality follows their role: categorical and numeric -> metadata, text -> text,
-image -> image. A card without these blocks (an older model) still serves, without them; the
+image -> image. A modality the item did not give is not scored: its contribution is "missing". A card without these blocks (an older model) still serves, without them; the
 blocks are validated with the card (common/card.py), an unusable one is dropped there.
 """
 
@@ -15,13 +17,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from common.card import MODALITY_OF_ROLE, Explain, Interval, image_bytes
+from common.card import MODALITY_OF_ROLE, Explain, Interval, image_bytes, subset_key
 from service.schemas.inputs import InputSpec
 
 MODALITIES = ("metadata", "text", "image")
+MISSING = "missing"  # the contribution of a modality the item did not give
+
+Pair = tuple[float, float]
+
+
+def _level_in(quantiles: Mapping[float, Pair], level: float) -> Pair | None:
+    return next((pair for lv, pair in quantiles.items() if abs(lv - level) < 1e-9), None)
 
 
 # --------------------------------------------------------------------------- range
@@ -29,11 +38,13 @@ MODALITIES = ("metadata", "text", "image")
 
 @dataclass(frozen=True)
 class PriceRange:
-    """The card's calibrated range: a default level and (q_low, q_high) per stored level."""
+    """The card's calibrated range: a default level and (q_low, q_high) per stored level; and per
+    subset key the levels that subset has enough rows for (``by_inputs``)."""
 
     level: float
-    quantiles: Mapping[float, tuple[float, float]]
+    quantiles: Mapping[float, Pair]
     method: str = ""
+    by_inputs: Mapping[str, Mapping[float, Pair]] = field(default_factory=dict)
 
     @property
     def levels(self) -> list[float]:
@@ -45,25 +56,59 @@ class PriceRange:
             return self.level
         return next((lv for lv in self.quantiles if abs(lv - level) < 1e-9), None)
 
-    def bounds(self, price: float, level: float) -> tuple[float, float]:
+    def pair(self, level: float, key: str | None = None) -> Pair:
+        """(q_low, q_high) at ``level`` for subset ``key``: the subset's, else the global ones."""
+        subset = self.by_inputs.get(key) if key is not None else None
+        found = _level_in(subset, level) if subset else None
+        return found if found is not None else self.quantiles[level]
+
+    def bounds(self, price: float, level: float, key: str | None = None) -> tuple[float, float]:
         """(low, high) around ``price``; always low <= price <= high."""
-        q_low, q_high = self.quantiles[level]
+        q_low, q_high = self.pair(level, key)
         return min(price * math.exp(q_low), price), max(price * math.exp(q_high), price)
 
-    def answer(self, price: float, level: float) -> dict[str, float]:
+    def answer(self, price: float, level: float, key: str | None = None) -> dict[str, float]:
         """The response's ``range`` (rounded to cents, like the price)."""
-        low, high = self.bounds(price, level)
+        low, high = self.bounds(price, level, key)
         rounded = round(price, 2)
         return {"low": min(round(low, 2), rounded), "high": max(round(high, 2), rounded), "level": level}
 
+    def if_given(
+        self, price: float, level: float, given: Sequence[str], groups: Mapping[str, Sequence[str]]
+    ) -> list[dict[str, Any]]:
+        """For each group of ``groups`` not ``given``: the range the same price would get with that
+        group added, narrowest first ([] without ``by_inputs``)."""
+        if not self.by_inputs:
+            return []
+        out = []
+        for group, names in groups.items():
+            if group in given:
+                continue
+            answer = self.answer(price, level, subset_key([*given, group]))
+            width = (answer["high"] - answer["low"]) / price if price > 0 else 0.0
+            out.append(
+                {"group": group, "inputs": list(names), "low": answer["low"], "high": answer["high"],
+                 "relative_width": round(width, 4)}
+            )  # fmt: skip
+        return sorted(out, key=lambda entry: entry["relative_width"])  # stable: GROUPS order on ties
+
 
 def range_from_card(interval: Interval | None) -> PriceRange | None:
-    """The card's validated ``interval`` block; None when the card has none (an older model)."""
+    """The card's validated ``interval`` block; None when the card has none (an older model). A
+    subset's levels listed in its ``too_few_rows_for`` are left out (the global ones answer)."""
     if interval is None:
         return None
     level = interval.stored_level(interval.level)
     assert level is not None  # the card's validation checked it
-    return PriceRange(level=level, quantiles=dict(interval.quantiles), method=interval.method)
+    by_inputs = {
+        key: {
+            lv: pair
+            for lv, pair in subset.quantiles.items()
+            if not any(abs(lv - few) < 1e-9 for few in subset.too_few_rows_for)
+        }
+        for key, subset in interval.by_inputs.items()
+    }
+    return PriceRange(level=level, quantiles=dict(interval.quantiles), method=interval.method, by_inputs=by_inputs)
 
 
 # --------------------------------------------------------------------------- contributions
@@ -82,22 +127,29 @@ class Occlusion:
         """Extra rows scored per item."""
         return len(self.groups)
 
-    def rows(self, row: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The item, then one copy per modality with that modality's inputs neutral."""
+    def scored(self, given: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The modalities an item's copies are made for: those it gave (default: all)."""
+        return tuple(m for m in self.groups if given is None or m in given)
+
+    def rows(self, row: Mapping[str, Any], given: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The item, then one copy per modality it gave with that modality's inputs neutral."""
         out = [dict(row)]
-        for names in self.groups.values():
-            out.append({**row, **{name: self.baseline[name] for name in names}})
+        for modality in self.scored(given):
+            out.append({**row, **{name: self.baseline[name] for name in self.groups[modality]}})
         return out
 
-    def contributions(self, prices: Sequence[float]) -> dict[str, dict[str, float]]:
-        """``prices``: the item's price, then one per copy (as from ``rows``) -> the response's
-        ``contributions``: per modality the amount (in the currency) and the share."""
+    def contributions(self, prices: Sequence[float], given: Sequence[str] | None = None) -> dict[str, Any]:
+        """``prices``: the item's price, then one per copy (as from ``rows`` with the same ``given``)
+        -> the response's ``contributions``: per modality the amount (in the currency) and the
+        share; "missing" for a modality the item did not give."""
         price = prices[0]
-        amounts = {m: price - without for m, without in zip(self.groups, prices[1:], strict=True)}
+        amounts = {m: price - without for m, without in zip(self.scored(given), prices[1:], strict=True)}
         total = sum(abs(a) for a in amounts.values())
         return {
-            m: {"amount": round(a, 2), "share": round(abs(a) / total, 4) if total > 0 else 0.0}
-            for m, a in amounts.items()
+            m: {"amount": round(amounts[m], 2), "share": round(abs(amounts[m]) / total, 4) if total > 0 else 0.0}
+            if m in amounts
+            else MISSING
+            for m in self.groups
         }
 
 
@@ -129,24 +181,36 @@ class Plan:
 
     rows: list[dict[str, Any]]
     owners: list[int]  # item index of each row
-    per_item: int
+    starts: list[int]  # each item's first row (its own), then one past the last row
 
     def item_prices(self, prices: Sequence[float]) -> list[list[float]]:
-        return [list(prices[i * self.per_item : (i + 1) * self.per_item]) for i in range(len(prices) // self.per_item)]
+        return [list(prices[a:b]) for a, b in zip(self.starts, self.starts[1:], strict=False)]
+
+    @property
+    def first_rows(self) -> set[int]:
+        return set(self.starts[:-1])
 
 
-def plan_rows(items: Sequence[Mapping[str, Any]], occlusion: Occlusion | None) -> Plan:
-    """Rows to score for ``items``: with ``occlusion`` each item brings its copies along."""
+def plan_rows(
+    items: Sequence[Mapping[str, Any]],
+    occlusion: Occlusion | None,
+    given: Sequence[Sequence[str] | None] | None = None,
+) -> Plan:
+    """Rows to score for ``items``: with ``occlusion`` each item brings a copy per modality it gave
+    (``given``: per item its given groups, default all)."""
     rows: list[dict[str, Any]] = []
     owners: list[int] = []
+    starts: list[int] = []
     for index, item in enumerate(items):
-        block = occlusion.rows(item) if occlusion is not None else [dict(item)]
+        starts.append(len(rows))
+        block = occlusion.rows(item, given[index] if given else None) if occlusion is not None else [dict(item)]
         rows += block
         owners += [index] * len(block)
-    return Plan(rows=rows, owners=owners, per_item=1 + (occlusion.copies if occlusion is not None else 0))
+    return Plan(rows=rows, owners=owners, starts=[*starts, len(rows)])
 
 
 __all__ = [
+    "MISSING",
     "MODALITIES",
     "MODALITY_OF_ROLE",
     "Occlusion",

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from common.card import ServableCard, describe_errors
 from service.comparables import Index, load_index
 from service.explain import Occlusion, PriceRange, occlusion_from_card, range_from_card
-from service.schemas.inputs import InputSpec, input_specs
+from service.schemas.inputs import InputSpec, input_groups, input_specs
 from service.schemas.request import Limits, ModelSchema
 from service.settings import Settings
 
@@ -67,6 +67,8 @@ class LoadedModel:
             values = [row[spec.name] for row in rows]
             if spec.role == "numeric":
                 feeds[spec.name] = tf.constant(np.asarray(values, dtype=np.float32))
+            elif spec.max_photos is not None:
+                feeds[spec.name] = tf.constant([_slots(v, spec.max_photos) for v in values], dtype=tf.string)
             else:
                 feeds[spec.name] = tf.constant(values, dtype=tf.string)
         outputs = self.signature(**feeds)
@@ -82,6 +84,14 @@ class LoadedModel:
                 f"[{len(rows)}, {self.comparables.neighbours.dim}]"
             )
         return prices, embeddings
+
+
+def _slots(photos: Any, max_photos: int) -> list[bytes]:
+    """One row's photos as the signature's ``max_photos`` slots: the photos first, then "" (a
+    single photo's bytes, e.g. the explain baseline, is one photo)."""
+    photos = [photos] if isinstance(photos, bytes | str) else list(photos)
+    photos = [p for p in photos if p][:max_photos]
+    return photos + [b""] * (max_photos - len(photos))
 
 
 def read_card(path: Path) -> tuple[dict[str, Any], ServableCard, dict[str, str]]:
@@ -109,6 +119,7 @@ def _check_signature(signature: Any, inputs: Sequence[InputSpec], output: str) -
 
     _, accepted = signature.structured_input_signature
     expected = {s.name: (tf.float32 if s.role == "numeric" else tf.string) for s in inputs}
+    shapes = {s.name: [None, s.max_photos] if s.max_photos is not None else [None] for s in inputs}
     missing = sorted(set(accepted) - set(expected))
     if missing:
         raise ModelLoadError(f"signature needs inputs the card does not list: {missing}")
@@ -118,8 +129,23 @@ def _check_signature(signature: Any, inputs: Sequence[InputSpec], output: str) -
             raise ModelLoadError(f"card input {name!r} is not in the signature")
         if spec.dtype != dtype:
             raise ModelLoadError(f"signature input {name!r} is {spec.dtype.name}, not {dtype.name}")
+        _check_shape(name, spec.shape, shapes[name])
     if output not in signature.structured_outputs:
         raise ModelLoadError(f"signature has no output {output!r}")
+
+
+def _check_shape(name: str, shape: Any, expected: list[int | None]) -> None:
+    """A signature argument of the card's shape: ``[batch]``, or ``[batch, max_photos]`` for the
+    photos of a card with ``image.max_photos`` (an unknown rank or dimension is accepted)."""
+    if shape.rank is None:
+        return
+    dims = shape.as_list()
+    wanted = "[batch]" if len(expected) == 1 else f"[batch, {expected[1]}] (max_photos {expected[1]})"
+    if len(dims) != len(expected) or any(
+        d is not None and e is not None and d != e for d, e in zip(dims, expected, strict=True)
+    ):
+        shown = "[" + ", ".join("batch" if i == 0 and d is None else str(d) for i, d in enumerate(dims)) + "]"
+        raise ModelLoadError(f"signature input {name!r} is {shown}, the card says {wanted}")
 
 
 def load_version(path: Path, version: int, settings: Settings) -> LoadedModel:
@@ -135,7 +161,7 @@ def load_version(path: Path, version: int, settings: Settings) -> LoadedModel:
         max_image_bytes=settings.max_image_bytes,
         max_batch_items=settings.max_batch_items,
     )
-    schema = ModelSchema(inputs=input_specs(card), currency=card.currency, limits=limits)
+    schema = ModelSchema(inputs=input_specs(card), currency=card.currency, limits=limits, groups=input_groups(card))
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -187,11 +213,23 @@ def _attach_explanations(model: LoadedModel, card: ServableCard, dropped: Mappin
         )
 
 
+def warm_up_batches(schema: ModelSchema) -> list[list[dict[str, Any]]]:
+    """The warm-up's batches: the example item alone, then two. With a card's ``missing`` block the
+    two are incomplete: only the first input group given, then only the last (e.g. metadata without
+    text or photo, a photo alone), so a model that cannot price a missing input is refused."""
+    row = schema.example_item(image_bytes=True)
+    if not schema.optional:
+        return [[row], [row, row]]
+    groups = schema.all_groups
+    alone = [schema.model_row({n: row[n] for n in schema.inputs_of(g)}) for g in (groups[0], groups[-1])]
+    return [[row], alone]
+
+
 def warm_up(model: LoadedModel, runs: int) -> None:
     """Run a few predictions (batch sizes 1 and 2) and require finite prices."""
-    row = model.schema.example_item(image_bytes=True)
+    batches = warm_up_batches(model.schema)
     for run in range(max(runs, 1 if model.comparables is not None else 0)):
-        batch = [row] * (1 if run % 2 == 0 else 2)
+        batch = batches[run % 2]
         try:
             prices, embeddings = model.predict_embed(batch)
             if embeddings is not None:

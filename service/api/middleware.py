@@ -52,7 +52,7 @@ class RequestMiddleware:
         """Largest body accepted on ``path``, derived from the image and batch limits."""
         settings = self.service.settings
         model = self.service.registry.current
-        images = max(1, len(model.schema.image_inputs)) if model else 1
+        images = max(1, model.schema.photo_slots) if model else 1  # several photos per item: max_photos
         fields = FIELDS_ALLOWANCE + (len(model.schema.inputs) if model else 16) * (settings.max_text_chars * 6)
         if path == "/v1/predict":
             return images * (base64_length(settings.max_image_bytes) + 1024) + fields

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from common.card import subset_key
 from service.schemas.request import ModelSchema
 
 DESCRIPTION = """Suggests a price for a second-hand item from its details and a photo.
@@ -27,6 +28,14 @@ per modality (`metadata`, `text`, `image`) the `amount` the price moves when tha
 are replaced by a neutral baseline, in the currency, and its `share` of the total movement.
 `explain=false` skips the contributions (they cost one extra model row per modality and item).
 Models whose card predates these fields answer without them.
+
+When the model card has a `missing` block (see `served.optional_inputs` in `GET /v1/model`),
+every input may be left out (absent, null, or `""` for a category or a text), at least one must be
+given, and a listing may carry several photos (`images`: a list of base64 files, or several
+`image` file parts, up to `max_photos`). Each answer lists the inputs it did not get (`missing`);
+its `range` is calibrated for the input groups given (wider with less), `range_if_given` gives the
+range each missing group would bring, and a group not given contributes `"missing"`. Older models
+require every input and take one photo.
 """
 
 
@@ -48,18 +57,32 @@ def _fill(document: dict[str, Any], schema: ModelSchema) -> None:
     form_schema = copy.deepcopy(schema.form_model.model_json_schema(by_alias=True))
     form_schema.pop("title", None)
     for spec in schema.image_inputs:
-        form_schema.setdefault("properties", {})[spec.name] = {
-            "type": "string",
-            "format": "binary",
-            "description": "The photo file (JPEG, PNG, WebP or GIF).",
-        }
-        form_schema.setdefault("required", []).append(spec.name)
+        photo = {"type": "string", "format": "binary", "description": "The photo file (JPEG, PNG, WebP or GIF)."}
+        if schema.takes_list(spec):
+            form_schema.setdefault("properties", {})[spec.name] = {
+                "type": "array",
+                "items": photo,
+                "maxItems": schema.slots(spec),
+                "description": f"Up to {schema.slots(spec)} photo files, each a `{spec.name}` file part"
+                + (" (none: no photo)." if schema.optional else "."),
+            }
+        else:
+            form_schema.setdefault("properties", {})[spec.name] = photo
+        if not schema.optional:
+            form_schema.setdefault("required", []).append(spec.name)
+    item_examples = {"item": {"summary": "One item", "value": example}}
+    if schema.optional:
+        for group in schema.all_groups:
+            item_examples[f"only_{group}"] = {
+                "summary": f"Only the {group} (the other inputs missing)",
+                "value": schema.example_partial(group),
+            }
 
     bodies = {
         "/v1/predict": {
             "application/json": {
                 "schema": item_ref,
-                "examples": {"item": {"summary": "One item", "value": example}},
+                "examples": item_examples,
             }
         },
         "/v1/predict/batch": {
@@ -79,15 +102,26 @@ def _fill(document: dict[str, Any], schema: ModelSchema) -> None:
 def _fill_answers(document: dict[str, Any], model: Any) -> None:
     """Answer examples as the served model gives them: with a `range` and `contributions` for each
     of its modalities when its card has them."""
+    schema = model.schema
     item: dict[str, Any] = {"price": 42.5, "warnings": []}
+    # a model that takes incomplete items: the example lacks its last group (often the photo)
+    lacking = schema.all_groups[-1] if schema.optional and len(schema.all_groups) > 1 else None
+    given = [g for g in schema.all_groups if g != lacking]
+    item["missing"] = schema.inputs_of(lacking) if lacking else []
     if model.price_range is not None:
-        low, high = model.price_range.bounds(42.5, model.price_range.level)
-        item["range"] = {"low": round(low, 2), "high": round(high, 2), "level": model.price_range.level}
+        level = model.price_range.level
+        low, high = model.price_range.bounds(42.5, level, subset_key(given))
+        item["range"] = {"low": round(low, 2), "high": round(high, 2), "level": level}
+        groups = {g: schema.inputs_of(g) for g in schema.all_groups}
+        item["range_if_given"] = model.price_range.if_given(42.5, level, given, groups) if lacking else []
     if model.occlusion is not None:
         amounts = {"metadata": 12.3, "text": -2.1, "image": 8.0}
-        chosen = {m: amounts[m] for m in model.occlusion.groups}
+        chosen = {m: amounts[m] for m in model.occlusion.groups if m != lacking}
         total = sum(abs(a) for a in chosen.values()) or 1.0
-        item["contributions"] = {m: {"amount": a, "share": round(abs(a) / total, 4)} for m, a in chosen.items()}
+        item["contributions"] = {
+            m: {"amount": chosen[m], "share": round(abs(chosen[m]) / total, 4)} if m in chosen else "missing"
+            for m in model.occlusion.groups
+        }
     meta = {"currency": model.schema.currency, "model_version": str(model.version)}
     single = {"price": item["price"], **meta, **{k: v for k, v in item.items() if k != "price"}}
     answers = {

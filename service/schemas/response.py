@@ -27,15 +27,35 @@ class Contribution(BaseModel):
     share: float = Field(description="|amount| / sum of |amount| over the modalities (0 to 1).", examples=[0.55])
 
 
+MissingContribution = Literal["missing"]
+NOT_GIVEN = ' `"missing"` when the item did not give any of them (not scored).'
+
+
 class Contributions(BaseModel):
     """What drove the price, per modality (occlusion, see the model card's ``explain``). A modality
-    the model has no input for is left out."""
+    the model has no input for is left out; one the item did not give is ``"missing"``."""
 
-    metadata: Contribution | None = Field(
-        None, description="The categorical and numeric inputs.", examples=[{"amount": 12.3, "share": 0.55}]
+    metadata: Contribution | MissingContribution | None = Field(
+        None,
+        description="The categorical and numeric inputs." + NOT_GIVEN,
+        examples=[{"amount": 12.3, "share": 0.55}],
     )
-    text: Contribution | None = Field(None, description="The text inputs.", examples=[{"amount": -2.1, "share": 0.09}])
-    image: Contribution | None = Field(None, description="The photo.", examples=[{"amount": 8.0, "share": 0.36}])
+    text: Contribution | MissingContribution | None = Field(
+        None, description="The text inputs." + NOT_GIVEN, examples=[{"amount": -2.1, "share": 0.09}]
+    )
+    image: Contribution | MissingContribution | None = Field(
+        None, description="The photos." + NOT_GIVEN, examples=[{"amount": 8.0, "share": 0.36}]
+    )
+
+
+class RangeIfGiven(BaseModel):
+    """The range the same price would get if one more input group were given."""
+
+    group: Literal["metadata", "text", "image"] = Field(description="The input group not given.", examples=["image"])
+    inputs: list[str] = Field(description="Its inputs (the request fields to fill).", examples=[["image"]])
+    low: float = Field(description="Lower end with it, rounded to cents.", examples=[38.1])
+    high: float = Field(description="Upper end with it, rounded to cents.", examples=[47.4])
+    relative_width: float = Field(description="(high - low) / price.", examples=[0.22])
 
 
 class Comparable(BaseModel):
@@ -76,13 +96,26 @@ COMPARABLES_EXAMPLE = [
 
 
 RANGE_DESCRIPTION = (
-    "Calibrated price range at the requested `level` (default: the model's, usually 0.8). Missing when the "
-    "model version has no calibrated range (an older model card)."
+    "Calibrated price range at the requested `level` (default: the model's, usually 0.8), calibrated for "
+    "the input groups the item gave when the model has per-subset quantiles (wider with less given). "
+    "Missing when the model version has no calibrated range (an older model card)."
 )
 CONTRIBUTIONS_DESCRIPTION = (
     "What drove the price. Missing with `explain=false`, or when the model version has no neutral "
     "baseline (an older model card)."
 )
+MISSING_DESCRIPTION = (
+    'The model\'s inputs this item did not give (absent, null, "" for a category or text; the image '
+    "input's name when it has no photo), in the model card's order; [] for a complete item, and always "
+    "for a model whose card has no `missing` block (every input required)."
+)
+RANGE_IF_GIVEN_DESCRIPTION = (
+    "For each input group the item did not give, the range the same price would get with that group "
+    "added (its calibrated subset), narrowest first: the first is the one to fill in. [] when nothing "
+    "is missing, without a `range`, or when the model has no per-subset calibration "
+    "(`interval.by_inputs`)."
+)
+RANGE_IF_GIVEN_EXAMPLE = [{"group": "image", "inputs": ["image"], "low": 38.1, "high": 47.4, "relative_width": 0.2188}]
 RANGE_EXAMPLE = {"low": 35.2, "high": 51.9, "level": 0.8}
 CONTRIBUTIONS_EXAMPLE = {
     "metadata": {"amount": 12.3, "share": 0.55},
@@ -102,7 +135,11 @@ class PredictResponse(BaseModel):
         description="Input the model could use but never saw in training (e.g. a new brand).",
         examples=[["brand: 'acme' is not a value the model was trained on; it is treated as unknown"]],
     )
+    missing: list[str] = Field(default_factory=list, description=MISSING_DESCRIPTION, examples=[["image"]])
     range: PriceRangeOut | None = Field(None, description=RANGE_DESCRIPTION, examples=[RANGE_EXAMPLE])
+    range_if_given: list[RangeIfGiven] = Field(
+        default_factory=list, description=RANGE_IF_GIVEN_DESCRIPTION, examples=[RANGE_IF_GIVEN_EXAMPLE]
+    )
     contributions: Contributions | None = Field(
         None, description=CONTRIBUTIONS_DESCRIPTION, examples=[CONTRIBUTIONS_EXAMPLE]
     )
@@ -116,7 +153,11 @@ class BatchPrediction(BaseModel):
 
     price: float = Field(examples=[42.5])
     warnings: list[str] = Field(default_factory=list, examples=[[]])
+    missing: list[str] = Field(default_factory=list, description=MISSING_DESCRIPTION, examples=[["image"]])
     range: PriceRangeOut | None = Field(None, description=RANGE_DESCRIPTION, examples=[RANGE_EXAMPLE])
+    range_if_given: list[RangeIfGiven] = Field(
+        default_factory=list, description=RANGE_IF_GIVEN_DESCRIPTION, examples=[RANGE_IF_GIVEN_EXAMPLE]
+    )
     contributions: Contributions | None = Field(
         None, description=CONTRIBUTIONS_DESCRIPTION, examples=[CONTRIBUTIONS_EXAMPLE]
     )

@@ -34,6 +34,17 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+MAX_PHOTOS = 3  # the photo slots of ``exported_multi``
+
+
+@pytest.fixture(scope="session")
+def exported_multi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model of issue 17's format (built once): the default inputs, every one optional (the
+    card's `missing` block), its image argument `[batch, 3]` ("" an empty slot, the photos pooled)."""
+    root = tmp_path_factory.mktemp("exports_multi")
+    return build_model(root / "multi", DEFAULT_INPUTS, "EUR", 40.0, 1, seed=0, max_photos=MAX_PHOTOS)
+
+
 @pytest.fixture
 def start_client():
     """``start_client(settings)`` -> a started TestClient (lifespan run), closed at teardown."""

@@ -10,18 +10,9 @@ import logging
 from pathlib import Path
 
 from service.model import read_card
-from tests.support.service_testkit import GOOD_ITEM, image_bytes, install_version, make_settings, with_blocks
+from tests.support.service_testkit import GOOD_ITEM, edit_card, image_bytes, install_version, make_settings, with_blocks
 
 BEFORE_COMMON = Path(__file__).resolve().parents[1] / "unit" / "model_card_before_common.json"
-
-
-def edit_card(change):
-    def edit(folder: Path) -> None:
-        card = json.loads((folder / "model_card.json").read_text())
-        change(card)
-        (folder / "model_card.json").write_text(json.dumps(card))
-
-    return edit
 
 
 def refusal(caplog, version: int) -> str:

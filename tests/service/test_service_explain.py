@@ -90,7 +90,10 @@ def test_predict_returns_the_range_and_the_contributions_of_each_modality(explai
     response = explained_client.post("/v1/predict", json=as_json(raw))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert list(body) == ["price", "currency", "model_version", "warnings", "range", "contributions"]
+    assert list(body) == [
+        "price", "currency", "model_version", "warnings", "missing", "range", "range_if_given", "contributions"
+    ]  # fmt: skip
+    assert body["missing"] == [] and body["range_if_given"] == []  # an older card: every input was given
     check_answer(body)
     prices = direct(neutral_copies(raw))
     assert body["price"] == round(prices[0], 2)
@@ -154,7 +157,8 @@ def test_batch_answers_every_item_with_its_range_and_contributions(explained_cli
     response = explained_client.post("/v1/predict/batch", json={"items": [as_json(r) for r in raws]})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert [set(p) for p in body["predictions"]] == [{"price", "warnings", "range", "contributions"}] * 5
+    keys = {"price", "warnings", "missing", "range", "range_if_given", "contributions"}
+    assert [set(p) for p in body["predictions"]] == [keys] * 5
     for answer, single in zip(body["predictions"], singles, strict=True):
         check_answer(answer)
         assert answer["price"] == single["price"] and answer["range"] == single["range"]
@@ -162,7 +166,7 @@ def test_batch_answers_every_item_with_its_range_and_contributions(explained_cli
             assert part["amount"] == pytest.approx(single["contributions"][name]["amount"], abs=0.011)
     lean = explained_client.post("/v1/predict/batch?explain=false&level=0.95", json={"items": [as_json(raws[0])]})
     [only] = lean.json()["predictions"]
-    assert set(only) == {"price", "warnings", "range"} and only["range"]["level"] == 0.95
+    assert set(only) == {"price", "warnings", "missing", "range", "range_if_given"} and only["range"]["level"] == 0.95
 
 
 def test_model_card_and_openapi_show_range_and_contributions(explained_client) -> None:
@@ -189,9 +193,11 @@ def test_an_older_card_without_the_blocks_still_serves_without_them(exported, tm
         "event=model_card_without version=1 fields=interval,explain" in r.getMessage() for r in caplog.records
     ), caplog.text
     response = client.post("/v1/predict", json=as_json(raw_item()))
-    assert response.status_code == 200 and list(response.json()) == ["price", "currency", "model_version", "warnings"]
+    fields = ["price", "currency", "model_version", "warnings", "missing", "range_if_given"]
+    assert response.status_code == 200 and list(response.json()) == fields
+    assert response.json()["missing"] == [] and response.json()["range_if_given"] == []
     batch = client.post("/v1/predict/batch", json={"items": [as_json(raw_item())]}).json()
-    assert set(batch["predictions"][0]) == {"price", "warnings"}
+    assert set(batch["predictions"][0]) == {"price", "warnings", "missing", "range_if_given"}
     refused = client.post("/v1/predict?level=0.8", json=as_json(raw_item()))
     assert refused.status_code == 422
     assert refused.json()["detail"] == "level: this model version has no calibrated range (its model card predates it)"

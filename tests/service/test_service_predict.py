@@ -77,6 +77,8 @@ def test_parity_predict_equals_the_savedmodel_on_the_same_raw_inputs(client, dir
             "currency": "EUR",
             "model_version": "1",
             "warnings": [],
+            "missing": [],  # an older card: every input is required
+            "range_if_given": [],
         }
 
 
@@ -95,7 +97,7 @@ def test_parity_upload_and_batch_equal_the_savedmodel(client, direct) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body == {
-        "predictions": [{"price": p, "warnings": []} for p in expected],
+        "predictions": [{"price": p, "warnings": [], "missing": [], "range_if_given": []} for p in expected],
         "currency": "EUR",
         "model_version": "1",
     }

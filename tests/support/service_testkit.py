@@ -31,9 +31,9 @@ from service.main import create_app
 from service.settings import Settings
 
 __all__ = [
-    "DEFAULT_INPUTS", "EXPLAIN_BLOCK", "GOOD_ITEM", "INTERVAL_BLOCK", "MYNTRA_INPUTS", "NEUTRAL", "RANGE_QUANTILES",
-    "LiveServer", "build_model", "grey_png", "image_bytes", "install_version", "make_settings", "wait_ready",
-    "wait_until", "with_blocks",
+    "BY_INPUTS", "DEFAULT_INPUTS", "EXPLAIN_BLOCK", "GOOD_ITEM", "INTERVAL_BLOCK", "MYNTRA_INPUTS", "NEUTRAL",
+    "RANGE_QUANTILES", "SUBSET_INTERVAL_BLOCK", "LiveServer", "build_model", "edit_card", "grey_png", "image_bytes",
+    "install_version", "make_settings", "missing_block", "wait_ready", "wait_until", "with_blocks",
 ]  # fmt: skip
 
 DEFAULT_INPUTS: list[dict[str, Any]] = [
@@ -85,6 +85,34 @@ class DecodeImages(keras.layers.Layer):
         return (shape[0], 16, 16, 3)
 
 
+class PhotoStats(keras.layers.Layer):
+    """[batch, slots] encoded photos, "" an empty slot -> the ImageStats of the given photos,
+    averaged, and whether there is one (so a photo, its absence and the photos all matter)."""
+
+    def call(self, encoded):
+        slots = tf.shape(encoded)[1]
+        flat = tf.reshape(encoded, [-1])
+
+        def one(data):
+            def decode():
+                image = tf.io.decode_image(data, channels=3, expand_animations=False)
+                return tf.image.resize(tf.cast(image, tf.float32), (16, 16)) / 255.0
+
+            return tf.cond(tf.strings.length(data) > 0, decode, lambda: tf.zeros((16, 16, 3)))
+
+        images = tf.map_fn(one, flat, fn_output_signature=tf.TensorSpec((16, 16, 3), tf.float32))
+        means = tf.reduce_mean(images, axis=[1, 2])
+        corner = tf.reduce_mean(images[:, :8, :8, :] - images[:, 8:, 8:, :], axis=[1, 2])
+        stats = tf.reshape(tf.concat([means, corner], axis=-1), [-1, slots, 6])
+        given = tf.cast(tf.strings.length(encoded) > 0, tf.float32)[..., None]
+        count = tf.reduce_sum(given, axis=1)
+        pooled = tf.reduce_sum(stats * given, axis=1) / tf.maximum(count, 1.0)
+        return tf.concat([pooled, tf.minimum(count, 1.0)], axis=-1)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], 7)
+
+
 class TextLength(keras.layers.Layer):
     def call(self, text):
         return tf.expand_dims(tf.cast(tf.strings.length(text), tf.float32) / 200.0, -1)
@@ -131,6 +159,8 @@ class ToPrice(keras.layers.Layer):
 def _feature(spec: dict[str, Any], tensor: Any) -> Any:
     """What the model reads from one input, by its role."""
     role = spec["role"]
+    if role == "image" and spec.get("max_photos") is not None:
+        return PhotoStats()(tensor)
     if role == "categorical":
         return keras.layers.StringLookup(vocabulary=spec["vocabulary"], output_mode="one_hot")(tensor)
     if role == "numeric":
@@ -155,13 +185,30 @@ def _card_input(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_model(
-    export_dir: Path, inputs: list[dict[str, Any]], currency: str, scale: float, version: int, seed: int = 0
+    export_dir: Path,
+    inputs: list[dict[str, Any]],
+    currency: str,
+    scale: float,
+    version: int,
+    seed: int = 0,
+    max_photos: int | None = None,
 ) -> Path:
-    """Export a tiny Keras model following docs/contract.md and write its model_card.json."""
+    """Export a tiny Keras model following docs/contract.md and write its model_card.json.
+
+    ``max_photos``: a model of issue 17's format, whose image argument is ``[batch, max_photos]``
+    ("" an empty slot, the photos pooled) and whose card has ``image.max_photos`` and a
+    ``missing`` block (every input optional; "" / NaN / no photo mean missing).
+    """
     keras.utils.set_random_seed(seed)
+    if max_photos is not None:
+        inputs = [dict(spec, max_photos=max_photos) if spec["role"] == "image" else spec for spec in inputs]
+
+    def shape(spec: dict[str, Any]) -> tuple[int, ...]:
+        return (max_photos,) if spec["role"] == "image" and max_photos is not None else ()
+
     model_inputs = {
         spec["name"]: keras.Input(
-            shape=(), dtype="float32" if spec["role"] == "numeric" else "string", name=spec["name"]
+            shape=shape(spec), dtype="float32" if spec["role"] == "numeric" else "string", name=spec["name"]
         )
         for spec in inputs
     }
@@ -185,8 +232,23 @@ def build_model(
         "config": {"test": True},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
+    if max_photos is not None:
+        card["missing"] = missing_block(inputs)
     (export_dir / "model_card.json").write_text(json.dumps(card, indent=2))
     return export_dir
+
+
+def missing_block(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The card's ``missing`` block for ``inputs`` (common.card.MissingInputs)."""
+    groups: dict[str, list[str]] = {}
+    for spec in inputs:
+        group = {"categorical": "metadata", "numeric": "metadata"}.get(spec["role"], spec["role"])
+        groups.setdefault(group, []).append(spec["name"])
+    return {
+        "method": "input dropout (test)",
+        "groups": {g: groups[g] for g in ("metadata", "text", "image") if g in groups},
+        "input_dropout": 0.15,
+    }
 
 
 def install_version(
@@ -289,7 +351,37 @@ NEUTRAL: dict[str, Any] = {  # an `explain.baseline` for DEFAULT_INPUTS
     "image": base64.b64encode(grey_png()).decode(),
 }
 INTERVAL_BLOCK = {"method": "split conformal (test)", "level": 0.8, "quantiles": RANGE_QUANTILES}
+
+
+def _subset(width: float, n: int = 300, too_few: tuple[float, ...] = ()) -> dict[str, Any]:
+    """A subset's quantiles: the global ones times ``width`` (wider with fewer inputs)."""
+    quantiles = {lv: [round(lo * width, 4), round(hi * width, 4)] for lv, (lo, hi) in RANGE_QUANTILES.items()}
+    return {"n": n, "quantiles": quantiles, "too_few_rows_for": list(too_few)}
+
+
+# `interval.by_inputs` for the default inputs: every subset but "text" (the global range answers
+# it); "image" has too few rows for 0.95 (the global 0.95 answers it).
+BY_INPUTS: dict[str, dict[str, Any]] = {
+    "metadata+text+image": _subset(1.0),
+    "metadata+text": _subset(1.3),
+    "metadata+image": _subset(1.2),
+    "text+image": _subset(1.6),
+    "metadata": _subset(1.8),
+    "image": _subset(2.5, n=40, too_few=(0.95,)),
+}
+SUBSET_INTERVAL_BLOCK = {**INTERVAL_BLOCK, "method": "Mondrian split conformal (test)", "by_inputs": BY_INPUTS}
 EXPLAIN_BLOCK = {"method": "occlusion (test)", "baseline": NEUTRAL}
+
+
+def edit_card(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    """An ``install_version`` edit that applies ``change`` to the card read as a dict."""
+
+    def edit(folder: Path) -> None:
+        card = json.loads((folder / "model_card.json").read_text())
+        change(card)
+        (folder / "model_card.json").write_text(json.dumps(card))
+
+    return edit
 
 
 def with_blocks(interval: Any = INTERVAL_BLOCK, explain: Any = EXPLAIN_BLOCK) -> Callable[[Path], None]:

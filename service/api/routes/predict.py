@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.card import subset_key
 from service.api.deps import ServedDep, ServiceState
 from service.api.middleware import request_log
 from service.batcher import BatcherClosed, Outcome
@@ -101,19 +102,25 @@ async def _price(
     micro-batcher at once (with ``explain``, each item brings one neutral copy per modality; an
     item's own row also asks for its comparables, searched in the same call)."""
     occlusion = model.occlusion if explain else None
-    plan = plan_rows([p.row for p in prepared], occlusion)
+    schema = model.schema
+    plan = plan_rows([p.row for p in prepared], occlusion, [p.given for p in prepared])
     index = model.comparables
     k = (index.default_k if comparables is None else comparables) if index is not None else 0
-    ks = [k if i % plan.per_item == 0 else 0 for i in range(len(plan.rows))]
+    first = plan.first_rows
+    ks = [k if i in first else 0 for i in range(len(plan.rows))]
     outcomes = await _run(service, model, plan.rows, request, owners=plan.owners, ks=ks)
     answers = []
     for item, prices in enumerate(plan.item_prices([o.price or 0.0 for o in outcomes])):
-        answer: dict[str, Any] = {"price": round(prices[0], 2)}
+        given = prepared[item].given
+        answer: dict[str, Any] = {"price": round(prices[0], 2), "missing": prepared[item].missing}
         if level is not None and model.price_range is not None:
-            answer["range"] = model.price_range.answer(prices[0], level)
+            answer["range"] = model.price_range.answer(prices[0], level, subset_key(given))
+            if prepared[item].missing:
+                groups = {g: schema.inputs_of(g) for g in schema.all_groups}
+                answer["range_if_given"] = model.price_range.if_given(prices[0], level, given, groups)
         if occlusion is not None:
-            answer["contributions"] = occlusion.contributions(prices)
-        found = outcomes[item * plan.per_item].neighbours
+            answer["contributions"] = occlusion.contributions(prices, given)
+        found = outcomes[plan.starts[item]].neighbours
         if index is not None and k > 0 and found is not None:
             answer["comparables"] = index.answer(found[0], found[1], model.version)
         answers.append(answer)
@@ -230,9 +237,13 @@ async def predict(
     comparables: ComparablesQuery = None,
 ) -> Response:
     """Fields are the model's inputs by name (see GET /v1/model); `image` is the photo file
-    as base64. A categorical value the model never saw is accepted with a warning. The answer
-    holds the price, its calibrated `range` and (unless `explain=false`) the `contributions` of
-    metadata, text and photo."""
+    as base64, or `images` a list of them (up to the model's `max_photos`). A categorical value the
+    model never saw is accepted with a warning. When the model card has a `missing` block every
+    field may be left out (absent, null, or "" for a category or a text), at least one must be
+    given: the answer lists the inputs it did not get (`missing`), its `range` is the one
+    calibrated for what was given, and `range_if_given` says how much each missing group would
+    narrow it. The answer holds the price, its calibrated `range` and (unless `explain=false`) the
+    `contributions` of metadata, text and photo ("missing" for one not given)."""
     service, model = served.service, served.model
     _log_model(request, model, 1)
     _require_content_type(request, ("application/json",))
@@ -258,18 +269,23 @@ async def predict_upload(
     comparables: ComparablesQuery = None,
 ) -> Response:
     """The same inputs as `/v1/predict` as `multipart/form-data`: the photo as the file part
-    named after the image input (`image`), the other inputs as form fields. The same answer."""
+    named after the image input (`image`; several such parts, up to the model's `max_photos`), the
+    other inputs as form fields (an empty field or file part is an input not given, when the model
+    card has a `missing` block; such a model also takes `application/x-www-form-urlencoded`, a form
+    without photos). The same answer."""
     service, model = served.service, served.model
     _log_model(request, model, 1)
     settings = service.settings
-    n_images = len(model.schema.image_inputs)
-    _require_content_type(request, ("multipart/form-data",))
+    n_images = model.schema.photo_slots
+    # a model that prices items without a photo also takes a plain form (no file part to send)
+    forms = ("multipart/form-data", "application/x-www-form-urlencoded") if model.schema.optional else ()
+    _require_content_type(request, forms or ("multipart/form-data",))
     range_level = _range_level(model, level)
     fields: dict[str, list[str]] = {}
     files: dict[str, list[bytes]] = {}
     try:
         async with request.form(
-            max_files=n_images + 1,
+            max_files=n_images + 4,  # a few over the photo slots: those get a 422 that counts them
             max_fields=len(model.schema.inputs) + 8,
             max_part_size=settings.max_text_chars * 4 + 1024,
         ) as form:
@@ -304,8 +320,9 @@ async def predict_batch(
     level: LevelQuery = None,
     comparables: ComparablesQuery = None,
 ) -> Response:
-    """`{"items": [...]}`, each item as the body of `/v1/predict`; the answers (price, range,
-    contributions) come in the same order. An invalid item gives 422 naming its index and field."""
+    """`{"items": [...]}`, each item as the body of `/v1/predict` (each may leave out other
+    inputs); the answers (price, missing, range, contributions) come in the same order. An invalid
+    item gives 422 naming its index and field."""
     service, model = served.service, served.model
     _require_content_type(request, ("application/json",))
     range_level = _range_level(model, level)
