@@ -52,11 +52,15 @@ __all__ = [
     "ImageInput",
     "Input",
     "Interval",
+    "GROUPS",
     "Metrics",
+    "MissingInputs",
     "ModelCard",
     "NumericInput",
     "ServableCard",
     "SplitMetrics",
+    "SubsetQuantiles",
+    "subset_key",
     "TextInput",
     "Thumbnails",
     "Training",
@@ -64,6 +68,8 @@ __all__ = [
 ]
 
 OPTIONAL_BLOCKS = ("interval", "explain")  # dropped by ModelCard.read when unusable
+GROUPS = ("metadata", "text", "image")  # the input groups, in the order subset keys name them
+MISSING_ENCODING = {"categorical": '""', "numeric": "NaN", "text": '""', "image": '"" (an empty slot)'}
 MODALITY_OF_ROLE = {"categorical": "metadata", "numeric": "metadata", "text": "text", "image": "image"}
 
 Finite = Annotated[StrictFloat, Field(allow_inf_nan=False)]  # a JSON number, not true/false
@@ -163,6 +169,11 @@ class ImageInput(Block):
         None,
         description="The photo encoder: scratch, or the ImageNet-pretrained efficientnet_lite0/1/2 inside the model.",
     )
+    max_photos: Annotated[StrictInt, Field(ge=1, le=64)] | None = Field(
+        None,
+        description='Photos per listing: the argument is `tf.string [batch, max_photos]`, "" an empty slot, the '
+        "photos first; the model pools them. Absent (older cards): one photo, `tf.string [batch]`.",
+    )
 
 
 Input = Annotated[CategoricalInput | NumericInput | TextInput | ImageInput, Field(discriminator="role")]
@@ -197,6 +208,18 @@ Quantile = Annotated[Finite, Field(ge=-20.0, le=20.0)]
 QuantilePair = tuple[Quantile, Quantile]
 
 
+class SubsetQuantiles(Block):
+    """The range of listings given one subset of the input groups (the others missing)."""
+
+    n: Annotated[StrictInt, Field(ge=0)] = Field(description="Calibration residuals of this subset.")
+    quantiles: dict[Level, QuantilePair] = Field(
+        default_factory=dict, description="Per level: [q_low, q_high] in log price, as in `quantiles`."
+    )
+    too_few_rows_for: list[float] = Field(
+        default_factory=list, description="Levels this subset has too few rows for: the service uses `quantiles`."
+    )
+
+
 class Interval(Block):
     """The calibrated price range (split conformal on the valid split's log-price residuals)."""
 
@@ -209,6 +232,12 @@ class Interval(Block):
     )
     too_few_rows_for: list[float] = Field(
         default_factory=list, description="Levels whose rank fell outside 1..n (an extreme residual stands in)."
+    )
+    by_inputs: dict[str, SubsetQuantiles] = Field(
+        default_factory=dict,
+        description='Mondrian split conformal: per subset of given input groups ("metadata+image", the groups of '
+        "`missing.groups` in their order, joined by +), calibrated on the valid split with the other groups "
+        "removed. Absent (older cards) or a subset not listed: `quantiles`.",
     )
 
     @field_validator("quantiles")
@@ -315,6 +344,30 @@ class ComparablesIndex(Block):
         return self
 
 
+class MissingInputs(Block):
+    """Which inputs a request may leave out, and how the model is sent a missing one. Present: every
+    input is optional (at least one needed). Absent (older cards): every input is required."""
+
+    method: str = Field("", description="How the model learnt to price incomplete listings, in words.")
+    groups: dict[str, list[Name]] = Field(
+        min_length=1,
+        description="The input groups (metadata, text, image), each with its inputs: a group is given when one "
+        "of its inputs is (a categorical or text value not empty, a number not null, one photo at least).",
+    )
+    encoding: dict[str, str] = Field(
+        default_factory=lambda: dict(MISSING_ENCODING), description="Per role: the value that means missing."
+    )
+    input_dropout: float | None = Field(None, description="Training's chance of removing each group from a row.")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_known(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - set(GROUPS))
+        if unknown:
+            raise ValueError(f"unknown input group(s) {', '.join(unknown)}; known: {', '.join(GROUPS)}")
+        return {g: value[g] for g in GROUPS if g in value}
+
+
 class Training(Block):
     """How the exported model was trained."""
 
@@ -358,6 +411,9 @@ class ModelCard(Block):
     metrics: Metrics = Field(default_factory=Metrics, description="Scores at export.")
     interval: Interval | None = Field(None, description="The calibrated price range; older cards lack it.")
     explain: Explain | None = Field(None, description="The contributions' neutral inputs; older cards lack it.")
+    missing: MissingInputs | None = Field(
+        None, description="Which inputs may be left out; older cards lack it (every input required)."
+    )
     comparables: ComparablesIndex | None = Field(
         None, description="The comparables index beside the model; older cards, or `enabled = false`, lack it."
     )
@@ -429,6 +485,11 @@ class ServableCard(ModelCard):
 
     currency: str = Field(min_length=1, description="ISO 4217 code of the price.")
     inputs: list[Input] = Field(min_length=1, description="Every model input, in signature order.")
+
+
+def subset_key(given: Any) -> str:
+    """The key of ``Interval.by_inputs`` for the given groups: "metadata+image"."""
+    return "+".join(g for g in GROUPS if g in set(given))
 
 
 def describe_errors(errors: list[Any] | ValidationError, raw: Any = None, limit: int = 5) -> str:
