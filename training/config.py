@@ -69,6 +69,12 @@ class ModelConfig(Section):
         description="pretrained encoder: 0 keeps it frozen (its features are computed once per photo and cached); "
         "N fine-tunes its last N blocks",
     )
+    max_photos: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="photos per listing the model pools (data.image may hold several paths separated by ';')",
+    )
     image_stem: int = Field(16, description="channels of the image encoder's strided stem convolution")
     image_filters: list[int] = Field(
         [32, 64, 96], description="channels of the image encoder's residual stages (each halves the side)"
@@ -145,7 +151,16 @@ class TrainConfig(Section):
     patience: int = Field(4, description="epochs without validation improvement before stopping")
     seed: int = Field(0, description="random seed for shuffling and initialisation")
     bad_rows: Literal["skip", "fail"] = Field(
-        "skip", description="rows with a bad target or image: skip (and count) or fail"
+        "skip",
+        description="a bad target (the row is skipped and counted) or an unreadable photo file (the photo is "
+        "left out, the row kept): skip, or fail",
+    )
+    input_dropout: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="the full model: chance of removing each input group (metadata, text, photo) from a training "
+        "row, at least one kept, so that one model prices any subset of its inputs (0: off)",
     )
     max_rows: int = Field(0, description="use only the first N rows of the table (0: all)")
     ablations: Literal["none", "single", "leave-one-out", "all"] = Field(

@@ -15,10 +15,27 @@ import tensorflow as tf
 
 from training.config import Config
 from training.data.images import decode_image
+from training.data.table import photo_list
 
 # A frame column with each row's precomputed photo features (a frozen pretrained backbone's, set by
-# training.features.photo): where it is present, the training model is fed these instead of pixels.
+# training.features.photo), [max_photos, width] per row, zeros in an empty slot: where it is
+# present, the training model is fed these instead of pixels.
 PHOTO_FEATURES = "__photo_features"
+# The training model's input saying which photo slots hold a photo (1.0) and which are empty (0.0);
+# the exported model derives it from the request's strings ("" is an empty slot).
+PHOTO_MASK = "__photo_mask"
+# A training stream's per-row log-price offsets of the wide path's patterns (training/fit/wide.py).
+SHIFT = "__shift"
+
+
+def photo_slots(cfg: Config, cells: np.ndarray) -> np.ndarray:
+    """Table cells of ';'-joined photo paths -> a [rows, max_photos] string array, "" in an empty slot."""
+    n = cfg.model.max_photos
+    out = np.full((len(cells), n), "", dtype=object)
+    for i, cell in enumerate(cells):
+        paths = photo_list(cell)[:n]
+        out[i, : len(paths)] = paths
+    return out.astype(str)
 
 
 def raw_features(
@@ -34,11 +51,16 @@ def raw_features(
         out[c] = df[c].to_numpy(dtype=object).astype(str)
     for c in d.numeric:
         out[c] = df[c].to_numpy(dtype="float32")
-    if d.image and photo_features:
-        values = df[PHOTO_FEATURES].to_numpy()
-        out[d.image] = np.stack(values).astype("float32") if len(values) else np.zeros((0, 1280), "float32")
-    elif d.image:
-        out[d.image] = df[d.image].to_numpy(dtype=object).astype(str)
+    if d.image:
+        slots = photo_slots(cfg, df[d.image].to_numpy(dtype=object))
+        out[PHOTO_MASK] = (slots != "").astype("float32")
+        if photo_features:
+            values = df[PHOTO_FEATURES].to_numpy()
+            width = (cfg.model.max_photos, 1280)
+            feats = np.stack(values).astype("float32") if len(values) else np.zeros((0, *width), "float32")
+            out[d.image] = feats * out[PHOTO_MASK][:, :, None]  # a removed photo leaves a zero slot
+        else:
+            out[d.image] = slots
     return {k: v for k, v in out.items() if columns is None or k in columns}
 
 
@@ -54,6 +76,9 @@ class Stream:
     the i-th, before any photo is read (a worker's share under multi-worker training; tf.distribute's
     own sharding is switched off), and `repeat` makes the training stream endless, so that every
     worker runs the same number of steps per epoch. `batch_size` None: train.batch_size.
+    `input_dropout` (training) removes each input group of a row with that chance, at least one
+    kept (`drop_inputs`); `shift` [rows, 3] are the log-price offsets of the wide path's patterns
+    (metadata + text, metadata, text) added to a row's target for the pattern it is left with.
     """
 
     training: bool
@@ -64,6 +89,8 @@ class Stream:
     cache: str | None = None
     shard: tuple[int, int] | None = None
     repeat: bool = False
+    input_dropout: float = 0.0
+    shift: np.ndarray | None = None
 
 
 def make_dataset(cfg: Config, df: pd.DataFrame, training: bool, **options: Any) -> tf.data.Dataset:
@@ -75,6 +102,8 @@ def stream(cfg: Config, df: pd.DataFrame, s: Stream) -> tf.data.Dataset:
     """A batched, prefetched tf.data pipeline over `df`, as `s` says."""
     ds = _slices(cfg, df, s)
     ds = _cached(cfg, df, ds, s) if s.cache else _streamed(cfg, df, ds, s)
+    if s.training and (s.input_dropout > 0 or s.shift is not None):
+        ds = ds.map(_dropper(cfg, s.input_dropout), num_parallel_calls=tf.data.AUTOTUNE)
     if s.repeat:
         ds = ds.repeat()
     ds = ds.batch(s.batch_size or cfg.train.batch_size)
@@ -88,12 +117,18 @@ def stream(cfg: Config, df: pd.DataFrame, s: Stream) -> tf.data.Dataset:
 def _slices(cfg: Config, df: pd.DataFrame, s: Stream) -> tf.data.Dataset:
     """One element per row: (features,) or (features, log price); a cache keeps every column."""
     feats = raw_features(cfg, df, None if s.cache else s.columns, photo_features=_features(df, s))
+    if s.shift is not None and not s.cache:  # a cache holds the rows alone: `_cached` adds the shifts after it
+        feats[SHIFT] = _shifts(df, s)
     if s.with_target:
         y = np.log(df[cfg.data.target].to_numpy(dtype="float64")).astype("float32")
         ds = tf.data.Dataset.from_tensor_slices((feats, y))
     else:
         ds = tf.data.Dataset.from_tensor_slices((feats,))
     return ds.shard(*s.shard) if s.shard is not None else ds
+
+
+def _shifts(df: pd.DataFrame, s: Stream) -> np.ndarray:
+    return np.asarray(s.shift, dtype="float32").reshape(len(df), 3)
 
 
 def _features(df: pd.DataFrame, s: Stream) -> bool:
@@ -105,11 +140,27 @@ def _reader(cfg: Config, decode: bool, features: bool = False):
     """Element -> the same element with the photo read from its file (and decoded); features pass as they are."""
     image, size = cfg.data.image, cfg.model.image_size
 
-    def load(x, *y):
+    def one(path):
+        if not decode:
+            return tf.cond(tf.strings.length(path) > 0, lambda: tf.io.read_file(path), lambda: tf.constant(""))
+        return tf.cond(
+            tf.strings.length(path) > 0,
+            lambda: decode_image(tf.io.read_file(path), size),
+            lambda: tf.zeros((size, size, 3), tf.uint8),
+        )
+
+    def from_bytes(data):
+        return tf.cond(
+            tf.strings.length(data) > 0,
+            lambda: decode_image(data, size),
+            lambda: tf.zeros((size, size, 3), tf.uint8),
+        )
+
+    def load(x, *y, bytes_in=False):
         if image in x and not features:
             x = dict(x)
-            data = tf.io.read_file(x[image])
-            x[image] = decode_image(data, size) if decode else data
+            spec = tf.TensorSpec((size, size, 3), tf.uint8) if decode else tf.TensorSpec((), tf.string)
+            x[image] = tf.map_fn(from_bytes if bytes_in else one, x[image], fn_output_signature=spec)
         return (x, *y)
 
     return load
@@ -126,6 +177,9 @@ def _cached(cfg: Config, df: pd.DataFrame, ds: tf.data.Dataset, s: Stream) -> tf
     if s.columns is not None:
         columns = s.columns
         ds = ds.map(lambda x, *y: ({k: v for k, v in x.items() if k in columns}, *y))
+    if s.shift is not None:  # in row order, as the cache is
+        shifts = tf.data.Dataset.from_tensor_slices(_shifts(df, s))
+        ds = tf.data.Dataset.zip(ds, shifts).map(lambda row, shift: ({**row[0], SHIFT: shift}, *row[1:]))
     return _shuffle(cfg, df, ds) if s.training else ds
 
 
@@ -136,3 +190,69 @@ def _streamed(cfg: Config, df: pd.DataFrame, ds: tf.data.Dataset, s: Stream) -> 
     return ds.map(
         _reader(cfg, s.decode, _features(df, s)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=not s.training
     )
+
+
+def groups_given(cfg: Config, x: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Which input groups one example gives (bool scalars), for the groups whose columns it has.
+
+    The same rule as the model's `GroupsGiven` layer: metadata, a category not "" or a finite
+    number; text, a text not ""; the photo, one slot at least.
+    """
+    d = cfg.data
+    out = {}
+    meta = [tf.not_equal(x[c], "") for c in d.categorical if c in x]
+    meta += [tf.math.is_finite(x[c]) for c in d.numeric if c in x]
+    if meta:
+        out["metadata"] = tf.reduce_any(tf.stack(meta))
+    text = [tf.not_equal(x[c], "") for c in d.text if c in x]
+    if text:
+        out["text"] = tf.reduce_any(tf.stack(text))
+    if d.image and PHOTO_MASK in x:
+        out["image"] = tf.reduce_any(x[PHOTO_MASK] > 0)
+    return out
+
+
+def remove_group(cfg: Config, x: dict[str, tf.Tensor], group: str, drop: tf.Tensor) -> dict[str, tf.Tensor]:
+    """One example with `group`'s inputs set missing where `drop` (a bool scalar) is true."""
+    d = cfg.data
+    x = dict(x)
+    if group == "metadata":
+        for c in [c for c in d.categorical if c in x]:
+            x[c] = tf.where(drop, tf.constant(""), x[c])
+        for c in [c for c in d.numeric if c in x]:
+            x[c] = tf.where(drop, tf.constant(float("nan")), x[c])
+    elif group == "text":
+        for c in [c for c in d.text if c in x]:
+            x[c] = tf.where(drop, tf.constant(""), x[c])
+    elif group == "image" and PHOTO_MASK in x:
+        x[PHOTO_MASK] = tf.where(drop, tf.zeros_like(x[PHOTO_MASK]), x[PHOTO_MASK])
+        x[d.image] = tf.where(drop, tf.zeros_like(x[d.image]), x[d.image])
+    return x
+
+
+def _dropper(cfg: Config, rate: float):
+    """Input dropout (ModDrop): each given group of an example is removed with chance `rate`, at
+    least one kept; then the target takes the wide pattern's shift, if the stream has shifts."""
+    seed = cfg.train.seed
+
+    def drop(x, *y):
+        x = dict(x)
+        shift = x.pop(SHIFT, None)
+        given = groups_given(cfg, x)
+        names = list(given)
+        if rate > 0 and len(names) > 1:
+            u = tf.random.uniform((len(names),), seed=seed)
+            gone = tf.logical_and(tf.stack([given[g] for g in names]), u < rate)
+            left = tf.logical_and(tf.stack([given[g] for g in names]), tf.logical_not(gone))
+            gone = tf.logical_and(gone, tf.reduce_any(left))  # never all of them
+            for i, g in enumerate(names):
+                x = remove_group(cfg, x, g, gone[i])
+                given[g] = tf.logical_and(given[g], tf.logical_not(gone[i]))
+        if shift is not None and y:
+            meta, text = given.get("metadata", tf.constant(False)), given.get("text", tf.constant(False))
+            pattern = tf.where(meta & text, 0, tf.where(meta, 1, 2))
+            offset = tf.where(meta | text, tf.gather(shift, pattern), 0.0)
+            y = (y[0] + offset, *y[1:])
+        return (x, *y)
+
+    return drop

@@ -23,12 +23,12 @@ import tensorflow as tf
 
 from common.files import atomic_write_text
 from training.config import Config, UserError
-from training.data.images import decode_image
-from training.data.table import SPLITS, Table, load_table
+from training.data.dataset import PHOTO_MASK, _dropper, _reader
+from training.data.table import SPLITS, Table, load_table, photo_list
 
 log = logging.getLogger(__name__)
 LOG_TARGET = "__log_price"
-FORMAT = 1
+FORMAT = 2  # 2: a row holds its photos as a list (0 to model.max_photos files)
 
 
 def _bytes(values: list[bytes]) -> tf.train.Feature:
@@ -39,7 +39,7 @@ def _float(value: float) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
 
 
-def _example(cfg: Config, row: dict[str, Any], log_price: float, image: bytes | None) -> bytes:
+def _example(cfg: Config, row: dict[str, Any], log_price: float, image: list[bytes] | None) -> bytes:
     d = cfg.data
     feats = {d.id: _bytes([str(row[d.id]).encode()]), LOG_TARGET: _float(log_price)}
     for c in [*d.categorical, *d.text]:
@@ -47,7 +47,7 @@ def _example(cfg: Config, row: dict[str, Any], log_price: float, image: bytes | 
     for c in d.numeric:
         feats[c] = _float(float(row[c]))  # NaN (missing) survives as a float
     if image is not None:
-        feats[d.image] = _bytes([image])
+        feats[d.image] = _bytes(image)
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
 
 
@@ -75,7 +75,7 @@ def write_shards(cfg: Config, n: int, out: str | Path) -> Path:
             with tf.io.TFRecordWriter(str(out / name)) as w:
                 for j in idx:
                     row = records[j]
-                    image = Path(row[d.image]).read_bytes() if d.image else None
+                    image = [Path(p).read_bytes() for p in photo_list(row[d.image])] if d.image else None
                     w.write(_example(cfg, row, float(log_price[j]), image))
             files.append(name)
             rows.append(len(idx))
@@ -89,7 +89,7 @@ def write_shards(cfg: Config, n: int, out: str | Path) -> Path:
         "split_column": d.split,
         "columns": _columns(cfg),
         "dropped": table.dropped,
-        "dropped_ids": _dropped_ids(cfg, table),
+        "photo_fixes": _photo_fixes(cfg, table),
         "splits": splits,
     }
     path = atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
@@ -108,12 +108,15 @@ def _columns(cfg: Config) -> dict[str, list[str] | str]:
     return {"id": d.id, "categorical": d.categorical, "numeric": d.numeric, "text": d.text, "image": d.image}
 
 
-def _dropped_ids(cfg: Config, table: Table) -> list[str]:
-    """Ids of rows whose photo file exists but does not decode: a reader skipping that check drops them here."""
-    if not cfg.data.image or not table.dropped.get("bad_image"):
-        return []
-    fast = load_table(cfg, check_images=False)
-    return sorted(set(fast.frame[cfg.data.id]) - set(table.frame[cfg.data.id]))
+def _photo_fixes(cfg: Config, table: Table) -> dict[str, str]:
+    """id -> its photo paths, for the rows where a photo file exists but does not decode: left out
+    of the shards, and of the table that `load_table_for_shards` reads without that check."""
+    if not cfg.data.image:
+        return {}
+    fast = load_table(cfg, check_images=False).frame.set_index(cfg.data.id)[cfg.data.image]
+    checked = table.frame.set_index(cfg.data.id)[cfg.data.image]
+    differ = checked[fast.reindex(checked.index) != checked]
+    return {str(k): str(v) for k, v in differ.items()}
 
 
 def read_manifest(cfg: Config) -> tuple[dict[str, Any], Path]:
@@ -139,10 +142,10 @@ def load_table_for_shards(cfg: Config) -> tuple[Table, dict[str, Any], Path]:
     table = load_table(cfg, check_images=False)
     if table.fingerprint["sha256"] != manifest["sha256"] or manifest["max_rows"] != cfg.train.max_rows:
         raise UserError(f"data.shards: {folder} was made from another table (or train.max_rows): remake the shards")
-    if manifest["dropped_ids"]:
-        keep = ~table.frame[cfg.data.id].isin(set(manifest["dropped_ids"]))
-        table.frame = table.frame[keep.values].reset_index(drop=True)
-        table.dropped = manifest["dropped"]
+    fixes = manifest.get("photo_fixes") or {}
+    if fixes:
+        ids = table.frame[cfg.data.id]
+        table.frame.loc[ids.isin(set(fixes)).values, cfg.data.image] = ids[ids.isin(set(fixes))].map(fixes).values
     for split in SPLITS:
         if len(table.part(split)) != sum(manifest["splits"][split]["rows"]):
             raise UserError(f"data.shards: the {split} split of the table and of {folder} differ: remake the shards")
@@ -161,7 +164,7 @@ def _spec(cfg: Config) -> dict[str, Any]:
     for c in d.numeric:
         spec[c] = tf.io.FixedLenFeature([], tf.float32)
     if d.image:
-        spec[d.image] = tf.io.FixedLenFeature([], tf.string)
+        spec[d.image] = tf.io.VarLenFeature(tf.string)
     return spec
 
 
@@ -183,10 +186,13 @@ def shard_dataset(
     repeat: bool = False,
     cache: str | None = None,
     by_file: bool = False,
+    input_dropout: float = 0.0,
 ) -> tf.data.Dataset:
     """A batched tf.data pipeline over one split's shards, files read interleaved.
 
-    `shift` adds a per-id offset to the log price (the wide path's out-of-fold correction);
+    `shift` adds a per-id offset to the log price (the wide path's out-of-fold correction, of the
+    complete pattern: input dropout on shards does not switch it per pattern);
+    `input_dropout` as in `training.data.dataset.Stream`;
     `by_file` asks tf.distribute to give each worker its own files (`AutoShardPolicy.FILE`),
     otherwise every worker reads every file (what validation wants).
     """
@@ -195,14 +201,19 @@ def shard_dataset(
     files = [str(folder / f) for f, n in zip(manifest["splits"][split]["files"], rows, strict=True) if n]
     spec = _spec(cfg)
     table = _shift_table(shift) if shift else None
-    size = cfg.model.image_size
+    slots = cfg.model.max_photos
+    decode = _reader(cfg, decode=True)
 
     def parse(record):
         ex = tf.io.parse_single_example(record, spec)
         y = ex[LOG_TARGET] + (table.lookup(ex[d.id]) if table is not None else 0.0)
-        x = {c: ex[c] for c in columns}
-        if d.image in x:
-            x[d.image] = decode_image(x[d.image], size)
+        x = {c: ex[c] for c in columns if c not in (d.image, PHOTO_MASK)}
+        if d.image in columns:  # the photos' bytes, padded to the slots with "" (empty)
+            photos = tf.sparse.to_dense(ex[d.image], default_value="")[:slots]
+            photos = tf.pad(photos, [[0, slots - tf.shape(photos)[0]]], constant_values="")
+            photos.set_shape((slots,))
+            x[PHOTO_MASK] = tf.cast(tf.strings.length(photos) > 0, tf.float32)
+            x[d.image] = decode({d.image: photos}, bytes_in=True)[0][d.image]
         return x, y
 
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -220,6 +231,8 @@ def shard_dataset(
         ds = ds.cache(cache)
     if training:
         ds = ds.shuffle(min(sum(rows), cfg.train.shuffle_buffer), seed=cfg.train.seed, reshuffle_each_iteration=True)
+    if training and input_dropout > 0:
+        ds = ds.map(_dropper(cfg, input_dropout), num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)

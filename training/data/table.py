@@ -127,13 +127,35 @@ def image_paths(paths: pd.Series, root: Path) -> pd.Series:
     return text_column(paths).map(lambda p: str(p if Path(p).is_absolute() else root / p) if p else "")
 
 
-def _images(cfg: Config, col: pd.Series, check: bool) -> tuple[pd.Series, pd.Series]:
-    """Absolute photo paths, and which rows have a file (that, with `check`, opens as an image)."""
-    full = image_paths(col, cfg.images_root())
-    ok = full.map(lambda p: bool(p) and Path(p).is_file())
-    if check:
-        ok &= full.where(ok, "").map(lambda p: bool(p) and _image_ok(p))
-    return full, ok
+PHOTO_SEPARATOR = ";"
+
+
+def photo_list(cell: str) -> list[str]:
+    """The photo paths of one table cell ("front.jpg;back.jpg"); an empty cell has none."""
+    return [p.strip() for p in str(cell).split(PHOTO_SEPARATOR) if p.strip()]
+
+
+def _images(cfg: Config, col: pd.Series, check: bool) -> tuple[pd.Series, int, int]:
+    """Each row's photo files as absolute paths joined by ';' ("" for none); the photos left out
+    because their file is missing or (with `check`) does not open, and those beyond model.max_photos.
+
+    A listing without a photo is kept: the model learns to price it from the rest.
+    """
+    root, limit = cfg.images_root(), cfg.model.max_photos
+    bad = extra = 0
+    out = []
+    for cell in text_column(col):
+        kept = []
+        for p in photo_list(cell):
+            full = str(p if Path(p).is_absolute() else root / p)
+            if not Path(full).is_file() or (check and not _image_ok(full)):
+                bad += 1
+            elif len(kept) == limit:
+                extra += 1
+            else:
+                kept.append(full)
+        out.append(PHOTO_SEPARATOR.join(kept))
+    return pd.Series(out, index=col.index), bad, extra
 
 
 def _split(cfg: Config, raw: pd.DataFrame, df: pd.DataFrame) -> pd.Series:
@@ -163,6 +185,20 @@ def _drop_bad(cfg: Config, df: pd.DataFrame, keep: pd.Series, dropped: dict[str,
     return df
 
 
+def _left_out_photos(cfg: Config, bad: int, extra: int) -> None:
+    """Photos whose file is missing or broken are left out (or, with bad_rows = "fail", refused)."""
+    name = cfg.table_path().name
+    if bad and cfg.train.bad_rows == "fail":
+        raise UserError(
+            f'data: {bad} photo file(s) in {name} are missing or do not open; set train.bad_rows = "skip" '
+            "to leave them out"
+        )
+    if bad:
+        log.warning("event=photos_left_out count=%d reason=missing_or_unreadable", bad)
+    if extra:
+        log.warning("event=photos_left_out count=%d reason=more_than_max_photos max=%d", extra, cfg.model.max_photos)
+
+
 def fingerprint(path: Path, rows: int, source_rows: int) -> dict:
     """What identifies the data a model was trained on: row counts and the file's sha256."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -182,9 +218,8 @@ def load_table(cfg: Config, check_images: bool = True, require_target: bool = Tr
         dropped["bad_target"] = int(bad.sum())
         keep &= ~bad
     if d.image:
-        df[d.image], ok = _images(cfg, raw[d.image], check_images)
-        dropped["bad_image"] = int((~ok & keep).sum())  # a row with a bad target too counts once
-        keep &= ok
+        df[d.image], bad_photos, extra = _images(cfg, raw[d.image], check_images)
+        _left_out_photos(cfg, bad_photos, extra)
     df["__split"] = _split(cfg, raw, df)
     df = _drop_bad(cfg, df, keep, dropped)
     if require_target and df["__split"].eq("train").sum() == 0:

@@ -22,6 +22,7 @@ import tensorflow as tf
 from common.files import atomic_write_bytes
 from training.config import Config, UserError
 from training.data.dataset import PHOTO_FEATURES as FEATURES_COLUMN
+from training.data.dataset import photo_slots
 from training.data.images import decode_image
 from training.data.table import Table
 from training.features.pretrained import build_efficientnet_lite
@@ -104,7 +105,8 @@ def attach_photo_features(cfg: Config, table: Table, cache_folder: Path) -> dict
     Each distinct photo file is encoded once; features already in the run's cache file are reused.
     """
     frame = table.frame
-    paths = frame[cfg.data.image].to_numpy(dtype=object).astype(str)
+    slots = photo_slots(cfg, frame[cfg.data.image].to_numpy(dtype=object))
+    paths = [p for p in slots.reshape(-1).tolist() if p]
     cache = _cache_file(cfg, cache_folder)
     known = _read_cache(cache)
     todo = sorted(set(paths) - set(known))
@@ -123,7 +125,8 @@ def attach_photo_features(cfg: Config, table: Table, cache_folder: Path) -> dict
     missing = [p for p in paths if p not in known]
     if missing:
         raise UserError(f"data: no photo features for {missing[0]}")
-    frame[FEATURES_COLUMN] = [known[p] for p in paths]
+    empty = np.zeros(feature_width(cfg), "float32")
+    frame[FEATURES_COLUMN] = [np.stack([known[p] if p else empty for p in row]) for row in slots.tolist()]
     return {
         "photos": len(todo),
         "seconds": round(seconds, 1),
