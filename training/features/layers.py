@@ -93,3 +93,14 @@ class FirstColumns(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="price")
+class PhotoMask(keras.layers.Layer):
+    """Photo slots (tf.string [batch, slots], "" an empty slot) -> 1.0 where a slot holds a file."""
+
+    def call(self, data):
+        return tf.cast(tf.strings.length(data) > 0, tf.float32)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.model.layers import WideDeepBlend
+from training.model.layers import SubsetBlend, WideDeepBlend
 
 DEEP = "deep"  # the name of the deep part in the embedding's dimensions
 
@@ -70,8 +70,11 @@ def dimension_names(model: keras.Model) -> list[str]:
 
 
 def _wide_scale(model: keras.Model) -> float:
-    """How much of each wide term reaches the log price: 1 - w under a wide/deep blend, else 1."""
-    blend = next((layer for layer in model.layers if isinstance(layer, WideDeepBlend)), None)
+    """How much of each wide term reaches the log price of a complete listing: 1 - w under a
+    wide/deep blend, else 1."""
+    blend = next((layer for layer in model.layers if isinstance(layer, SubsetBlend | WideDeepBlend)), None)
+    if isinstance(blend, SubsetBlend):
+        return 1.0 - float(blend.deep_weights.numpy()[getattr(model, "full_subset", 7)])  # all its groups
     return 1.0 - float(blend.deep_weight.numpy()) if blend is not None else 1.0
 
 

@@ -10,37 +10,52 @@ import keras
 import numpy as np
 
 from training.config import Config
+from training.data.dataset import PHOTO_MASK
 from training.features.layers import FillMissing, FirstColumns, IdfWeight
 from training.features.photo import backbone, feature_width, frozen_features, pretrained
 from training.features.preprocessing import Preprocessing
 from training.model.inputs import fusion_width
+from training.model.layers import Absent, MaskedMean, PresentOnly
 
 
-def _with_wide(features, wide: list) -> dict:
+def _sum(tensors: list):
+    return keras.layers.Add()(tensors) if len(tensors) > 1 else tensors[0]
+
+
+def _with_wide(features, wide: list, alone: list | None = None) -> dict:
     """A branch's outputs: `features` for the fusion head, `wide` a linear term added to the log price,
-    and `wide_terms` that term column by column ([batch, columns]: the comparables' embedding)."""
+    `wide_terms` that term column by column ([batch, columns]: the comparables' embedding), and
+    with `alone` the terms of the Ridge solved on this branch's columns alone (`wide_alone`), the
+    wide path of a listing that gives only this group (training/fit/wide.py)."""
     if not wide:
         return {"features": features}
-    total = keras.layers.Add()(wide) if len(wide) > 1 else wide[0]
     terms = keras.layers.Concatenate()(wide) if len(wide) > 1 else wide[0]
-    return {"features": features, "wide": total, "wide_terms": terms}
+    out = {"features": features, "wide": _sum(wide), "wide_terms": terms}
+    if alone:
+        out["wide_alone"] = _sum(alone)
+    return out
 
 
-def build_metadata_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
-    """Categories -> StringLookup (one OOV bucket) -> embedding; numbers -> fill + normalise."""
+def build_metadata_encoder(cfg: Config, pre: Preprocessing, alone: bool = False) -> keras.Model:
+    """Categories -> StringLookup ("" missing, one OOV bucket for unknown values) -> embedding;
+    numbers -> fill + a missing flag + normalise. With `alone`, a second wide term per category
+    for the Ridge of the metadata alone."""
     d, m = cfg.data, cfg.model
     inputs = {c: keras.Input(shape=(), dtype="string", name=c) for c in d.categorical}
     inputs.update({c: keras.Input(shape=(), dtype="float32", name=c) for c in d.numeric})
-    parts, wide = [], []
+    parts, wide, lone = [], [], []
     summed = m.fusion == "sum"
     for c in d.categorical:
-        ids = keras.layers.StringLookup(vocabulary=pre.vocab[c] or ["<none>"], num_oov_indices=1, name=f"{c}_lookup")(
-            inputs[c]
-        )
-        n = len(pre.vocab[c]) + 2
+        # index 0: missing (""), 1: a value the training split never had, 2...: the vocabulary
+        ids = keras.layers.StringLookup(
+            vocabulary=pre.vocab[c] or ["<none>"], num_oov_indices=1, mask_token="", name=f"{c}_lookup"
+        )(inputs[c])
+        n = len(pre.vocab[c] or ["<none>"]) + 2
         dim = fusion_width(cfg) if summed else min(m.embedding_dim, max(2, int(round(1.6 * n**0.56))))
         parts.append(keras.layers.Embedding(n, dim, name=f"{c}_embedding")(ids))
         wide.append(keras.layers.Embedding(n, 1, embeddings_initializer="zeros", name=f"{c}_wide")(ids))
+        if alone:
+            lone.append(keras.layers.Embedding(n, 1, embeddings_initializer="zeros", name=f"{c}_wide_alone")(ids))
     for c in d.numeric:
         mean, std = pre.numeric[c]
         x = FillMissing(mean, name=f"{c}_fill")(inputs[c])
@@ -48,19 +63,22 @@ def build_metadata_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
         parts.append(keras.layers.Dense(fusion_width(cfg), use_bias=False, name=f"{c}_project")(x) if summed else x)
     if summed:  # one-hot (embedding) and numbers, projected to the fusion width and summed: linear
         x = keras.layers.Add(name="metadata_sum")(parts) if len(parts) > 1 else parts[0]
-        return keras.Model(inputs, _with_wide(x, wide), name="metadata_encoder")
+        return keras.Model(inputs, _with_wide(x, wide, lone), name="metadata_encoder")
     x = keras.layers.Concatenate(name="metadata_concat")(parts) if len(parts) > 1 else parts[0]
     x = keras.layers.Dense(m.metadata_units * 2, activation="gelu")(x)
     x = keras.layers.Dropout(m.dropout)(x)
     x = keras.layers.Dense(m.metadata_units, activation="gelu")(x)
-    return keras.Model(inputs, _with_wide(x, wide), name="metadata_encoder")
+    return keras.Model(inputs, _with_wide(x, wide, lone), name="metadata_encoder")
 
 
-def build_text_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
-    """Each text column -> bag of word and bigram (tf-idf) -> unit norm -> a wide dense layer."""
+def build_text_encoder(cfg: Config, pre: Preprocessing, alone: bool = False) -> keras.Model:
+    """Each text column -> bag of word and bigram (tf-idf) -> unit norm -> a wide dense layer.
+
+    A missing text ("") is an empty bag: zero features, zero wide term. With `alone`, a second
+    wide term per column for the Ridge of the text alone."""
     d, m = cfg.data, cfg.model
     inputs = {c: keras.Input(shape=(), dtype="string", name=c) for c in d.text}
-    parts, wide = [], []
+    parts, wide, lone = [], [], []
     for c in d.text:
         vocab = pre.text_vocab[c] or ["<none>"]
         idf = pre.text_idf.get(c) if pre.text_vocab[c] else np.ones(1)
@@ -87,13 +105,15 @@ def build_text_encoder(cfg: Config, pre: Preprocessing) -> keras.Model:
             parts.append(keras.layers.Dense(m.text_units, activation="gelu", name=f"{c}_dense")(x))
         # the wide path: a linear model on the bag of n-grams (what Ridge on tf-idf does so well)
         wide.append(keras.layers.Dense(1, kernel_initializer="zeros", use_bias=False, name=f"{c}_wide")(bag))
+        if alone:
+            lone.append(keras.layers.Dense(1, kernel_initializer="zeros", use_bias=False, name=f"{c}_wide_alone")(bag))
     if m.fusion == "sum":  # each column's bag projected to the fusion width, summed: linear
         x = keras.layers.Add(name="text_sum")(parts) if len(parts) > 1 else parts[0]
-        return keras.Model(inputs, _with_wide(x, wide), name="text_encoder")
+        return keras.Model(inputs, _with_wide(x, wide, lone), name="text_encoder")
     x = keras.layers.Concatenate(name="text_concat")(parts) if len(parts) > 1 else parts[0]
     x = keras.layers.Dropout(m.dropout)(x)
     x = keras.layers.Dense(m.text_units, activation="gelu")(x)
-    return keras.Model(inputs, _with_wide(x, wide), name="text_encoder")
+    return keras.Model(inputs, _with_wide(x, wide, lone), name="text_encoder")
 
 
 def _residual(x, filters: int, stride: int, name: str):
@@ -139,24 +159,38 @@ def _fine_tuned_features(cfg: Config, inp):
     return backbone(cfg)(x, training=False)  # BatchNorm keeps its ImageNet statistics (inference mode)
 
 
+def _photo_network(cfg: Config) -> keras.Model:
+    """One decoded photo [s, s, 3] -> its pooled features: the scratch ResNet or the fine-tuned backbone."""
+    s = cfg.model.image_size
+    inp = keras.Input(shape=(s, s, 3), dtype="uint8", name="photo")
+    x = _fine_tuned_features(cfg, inp) if pretrained(cfg) else _scratch_features(cfg, inp)
+    return keras.Model(inp, x, name="photo_network")
+
+
 def build_image_encoder(cfg: Config) -> keras.Model:
-    """The photo branch: its input (decoded photo, or a frozen backbone's features) -> the head's width.
+    """The photo branch: a listing's photos (decoded, or a frozen backbone's features, one per
+    slot) and the photo mask -> the mean over its photos -> the head's width; a listing without a
+    photo gets a learnt 'absent' vector instead.
 
     scratch: a small ResNet trained from scratch; efficientnet_lite*: the pretrained backbone,
     frozen (its features come precomputed, `training.features.photo`) or fine-tuned at the top.
     """
-    m = cfg.model
+    m, p = cfg.model, cfg.model.max_photos
     s = m.image_size
+    mask = keras.Input(shape=(p,), dtype="float32", name=PHOTO_MASK)
     if frozen_features(cfg):
-        inp = keras.Input(shape=(feature_width(cfg),), dtype="float32", name=cfg.data.image)
-        x = inp
+        inp = keras.Input(shape=(p, feature_width(cfg)), dtype="float32", name=cfg.data.image)
+        slots = inp
     else:
-        inp = keras.Input(shape=(s, s, 3), dtype="uint8", name=cfg.data.image)
-        x = _fine_tuned_features(cfg, inp) if pretrained(cfg) else _scratch_features(cfg, inp)
+        inp = keras.Input(shape=(p, s, s, 3), dtype="uint8", name=cfg.data.image)
+        slots = PresentOnly(_photo_network(cfg), name="photos")([inp, mask])  # only the slots with a photo
+    x = MaskedMean(name="photo_mean")([slots, mask])
+    given = keras.layers.GlobalMaxPooling1D(name="photo_given")(keras.layers.Reshape((p, 1))(mask))  # [batch, 1]
     x = keras.layers.Dropout(m.dropout, name="image_dropout")(x)
     if m.fusion == "sum":  # unit norm like each text column's bag: the photo cannot drown the rest at the start
         x = keras.layers.UnitNormalization(name="image_unit")(x)
         x = keras.layers.Dense(fusion_width(cfg), name="image_project")(x)
     else:
         x = keras.layers.Dense(m.image_units, activation="gelu")(x)
-    return keras.Model(inp, x, name="image_encoder")
+    x = Absent(name="photo_absent")([x, given])
+    return keras.Model({cfg.data.image: inp, PHOTO_MASK: mask}, x, name="image_encoder")

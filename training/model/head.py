@@ -10,43 +10,73 @@ from __future__ import annotations
 import keras
 
 from training.config import Config
+from training.data.dataset import PHOTO_MASK
 from training.features.preprocessing import Preprocessing
 from training.model.encoders import build_image_encoder, build_metadata_encoder, build_text_encoder
 from training.model.inputs import MODALITIES, active_modalities, fusion_width, model_columns, raw_inputs
-from training.model.layers import MemberMean, WideDeepBlend
+from training.model.layers import GroupsGiven, MemberMean, SubsetBlend, SubsetWide
 
 
 def _one_or_add(tensors: list, name: str):
     return keras.layers.Add(name=name)(tensors) if len(tensors) > 1 else tensors[0]
 
 
-def _branch_outputs(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], inputs: dict) -> tuple[list, list, list]:
-    """Each chosen branch's features for the head, the wide path's linear terms (one per branch),
-    and the same terms column by column ([batch, columns] per branch)."""
+def wide_groups(cfg: Config, mods: tuple[str, ...]) -> list[str]:
+    """The chosen groups with wide terms: metadata with a category, text with a column."""
     d = cfg.data
-    outs = []
+    return [g for g, cols in (("metadata", d.categorical), ("text", d.text)) if g in mods and cols]
+
+
+def _per_pattern(cfg: Config, mods: tuple[str, ...]) -> bool:
+    """Is the wide path solved per pattern of given groups (Ridge, frozen)?"""
+    return cfg.model.wide_init == "ridge" and bool(wide_groups(cfg, mods))
+
+
+def _branch_outputs(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], inputs: dict) -> tuple[list, dict, list]:
+    """Each chosen branch's features for the head, the wide path's linear terms by group ({group:
+    {"wide", "wide_alone"}}), and the terms column by column ([batch, columns] per branch)."""
+    d = cfg.data
+    alone = _per_pattern(cfg, mods) and len(wide_groups(cfg, mods)) > 1
+    outs = {}
     if "metadata" in mods:
-        outs.append(build_metadata_encoder(cfg, pre)({c: inputs[c] for c in [*d.categorical, *d.numeric]}))
+        enc = build_metadata_encoder(cfg, pre, alone=alone and bool(d.categorical))
+        outs["metadata"] = enc({c: inputs[c] for c in [*d.categorical, *d.numeric]})
     if "text" in mods:
-        outs.append(build_text_encoder(cfg, pre)({c: inputs[c] for c in d.text}))
-    branches = [out["features"] for out in outs]
-    wide = [out["wide"] for out in outs if "wide" in out]
-    terms = [out["wide_terms"] for out in outs if "wide_terms" in out]
+        outs["text"] = build_text_encoder(cfg, pre, alone=alone)({c: inputs[c] for c in d.text})
+    branches = [out["features"] for out in outs.values()]
+    wide = {g: out for g, out in outs.items() if "wide" in out}
+    terms = [out["wide_terms"] for out in outs.values() if "wide_terms" in out]
     if "image" in mods:
-        branches.append(build_image_encoder(cfg)(inputs[d.image]))
+        branches.append(build_image_encoder(cfg)({d.image: inputs[d.image], PHOTO_MASK: inputs[PHOTO_MASK]}))
     return branches, wide, terms
 
 
-def _fuse(cfg: Config, branches: list) -> tuple:
-    """The fused tensor, the skip input of the linear read-out, and the hidden widths still to come."""
+def _given(cfg: Config, mods: tuple[str, ...], inputs: dict):
+    """Which groups each listing gives, [batch, 3] (GroupsGiven), from the chosen groups' inputs."""
+    d = cfg.data
+    cols = [c for c in model_columns(cfg, mods) if c != d.image]
+    return GroupsGiven(
+        categorical=[c for c in d.categorical if c in cols],
+        numeric=[c for c in d.numeric if c in cols],
+        text=[c for c in d.text if c in cols],
+        mask=PHOTO_MASK if PHOTO_MASK in cols else None,
+        name="groups_given",
+    )({c: inputs[c] for c in cols})
+
+
+def _fuse(cfg: Config, branches: list, given) -> tuple:
+    """The fused tensor, the skip input of the linear read-out, and the hidden widths still to come.
+
+    The head also sees which groups the listing gives (`given`): a mask, not a fill value."""
     m = cfg.model
     if m.fusion == "sum":
         # the branches' linear projections add up to the first hidden layer (a one-hidden-layer
         # MLP over one-hot metadata, tf-idf text and image features, as the Mercari winners did);
         # with k members, k such layers side by side, each feeding its own head
-        x = keras.layers.Activation("relu", name="fusion_relu")(_one_or_add(branches, "fusion"))
+        mask = keras.layers.Dense(fusion_width(cfg), use_bias=False, name="given_project")(given)
+        x = keras.layers.Activation("relu", name="fusion_relu")(_one_or_add([*branches, mask], "fusion"))
         return x, x, m.fusion_units[1:]
-    x = keras.layers.Concatenate(name="fusion")(branches) if len(branches) > 1 else branches[0]
+    x = keras.layers.Concatenate(name="fusion")([*branches, given])
     return x, x, m.fusion_units
 
 
@@ -68,19 +98,35 @@ def _deep_head(cfg: Config, x, widths: list[int]):
     return keras.layers.Dense(1, name="head_out")(x)
 
 
-def _log_price(cfg: Config, deep, linear, wide: list):
-    """The deep head, the linear read-out and the wide terms, summed (or blended) into the log price."""
+def _log_price(cfg: Config, mods: tuple[str, ...], deep, linear, wide: dict, given):
+    """The deep head, the linear read-out and the wide path, summed (or blended) into the log price.
+
+    With Ridge, the wide path is the one of the listing's pattern of given groups (SubsetWide);
+    blended, the deep weight is the one of its subset (SubsetBlend)."""
     m, k = cfg.model, cfg.model.members
-    if wide and m.wide_init == "ridge" and m.blend > 0:
+    if not _per_pattern(cfg, mods):  # wide terms trained with the rest (sgd), or no wide path
+        terms = [w["wide"] for w in wide.values()]
+        if k > 1:
+            return MemberMean(name="log_price")(keras.layers.Add(name="members_log_price")([deep, linear, *terms]))
+        return keras.layers.Add(name="log_price")([deep, linear, *terms])
+    groups = wide_groups(cfg, mods)
+    full = _one_or_add([wide[g]["wide"] for g in groups], "wide_sum")
+    meta_alone = wide["metadata"].get("wide_alone", full) if "metadata" in wide else full
+    text_alone = wide["text"].get("wide_alone", full) if "text" in wide else full
+    subset_wide = SubsetWide(groups, name="subset_wide")([given, full, meta_alone, text_alone])
+    if m.blend > 0:
         # wide & deep as an ensemble: the frozen Ridge and the deep network, each a whole estimate
         deep_log_price = keras.layers.Add(name="deep_log_price")([deep, linear])
         if k > 1:
             deep_log_price = MemberMean(name="deep_mean")(deep_log_price)
-        return WideDeepBlend(m.blend, name="log_price")([deep_log_price, _one_or_add(wide, "wide_sum")])
+        return SubsetBlend(m.blend, name="log_price")([deep_log_price, subset_wide, given])
+    wide_log_price = keras.layers.Reshape((2, 1))(subset_wide)
+    wide_log_price = keras.layers.Cropping1D((0, 1))(wide_log_price)
+    wide_log_price = keras.layers.Flatten(name="wide_log_price")(wide_log_price)
     if k > 1:
-        return MemberMean(name="log_price")(keras.layers.Add(name="members_log_price")([deep, linear, *wide]))
-    # wide & deep as one sum: the branches' linear terms (category offsets, n-gram weights) add in
-    return keras.layers.Add(name="log_price")([deep, linear, *wide])
+        return MemberMean(name="log_price")(keras.layers.Add(name="members_log_price")([deep, linear, wide_log_price]))
+    # wide & deep as one sum: the pattern's Ridge (category offsets, n-gram weights) adds in
+    return keras.layers.Add(name="log_price")([deep, linear, wide_log_price])
 
 
 def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = MODALITIES) -> keras.Model:
@@ -90,7 +136,8 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
         raise ValueError(f"no inputs for modalities {modalities}")
     inputs = raw_inputs(cfg, decoded_image=True)
     branches, wide, terms = _branch_outputs(cfg, pre, mods, inputs)
-    x, skip, widths = _fuse(cfg, branches)
+    given = _given(cfg, mods, inputs)
+    x, skip, widths = _fuse(cfg, branches, given)
     deep = _deep_head(cfg, x, widths)
     linear = keras.layers.Dense(
         cfg.model.members,
@@ -98,7 +145,7 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
         bias_initializer=keras.initializers.Constant(pre.target_mean),
         name="head_linear",
     )(skip)
-    log_price = _log_price(cfg, deep, linear, wide)
+    log_price = _log_price(cfg, mods, deep, linear, wide, given)
     used = {c: inputs[c] for c in model_columns(cfg, mods)}
     model = keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))
     # What the log price is the sum of: each column's wide term, then the log price itself (the
@@ -106,6 +153,7 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
     # embedding of it. A symbolic tensor of this graph, outside the trained model's path.
     model.price_parts = keras.layers.Concatenate(name="price_parts")([*terms, log_price]) if terms else log_price
     model.price_part_names = wide_columns(cfg, mods) + ["log_price"]
+    model.full_subset = subset_index(mods)  # SubsetBlend's index of a listing that gives every chosen group
     return model
 
 
@@ -113,3 +161,8 @@ def wide_columns(cfg: Config, mods: tuple[str, ...]) -> list[str]:
     """The columns with a wide term, in the order of `price_parts`."""
     d = cfg.data
     return ([*d.categorical] if "metadata" in mods else []) + ([*d.text] if "text" in mods else [])
+
+
+def subset_index(groups) -> int:
+    """SubsetBlend's index of a subset of given groups: 4 * metadata + 2 * text + image."""
+    return 4 * ("metadata" in groups) + 2 * ("text" in groups) + ("image" in groups)

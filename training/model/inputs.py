@@ -5,23 +5,32 @@ from __future__ import annotations
 import keras
 
 from training.config import Config
+from training.data.dataset import PHOTO_MASK
 from training.features.photo import feature_width, frozen_features
 
 MODALITIES = ("metadata", "text", "image")
 
 
 def raw_inputs(cfg: Config, decoded_image: bool) -> dict[str, keras.KerasTensor]:
-    """One keras.Input per column, named after it; the photo as decoded pixels (or features) or as file bytes."""
-    d = cfg.data
+    """One keras.Input per column, named after it; the photos as decoded pixels (or features) or as file bytes.
+
+    The photos come in `model.max_photos` slots: the exported model takes a string per slot ("" an
+    empty one); the training model takes each slot's pixels (or features) and the photo mask
+    (PHOTO_MASK, 1.0 where a slot holds a photo).
+    """
+    d, p = cfg.data, cfg.model.max_photos
     inputs = {c: keras.Input(shape=(), dtype="string", name=c) for c in [*d.categorical, *d.text]}
     inputs.update({c: keras.Input(shape=(), dtype="float32", name=c) for c in d.numeric})
-    if d.image and not decoded_image:  # what a request carries: the encoded file
-        inputs[d.image] = keras.Input(shape=(), dtype="string", name=d.image)
-    elif d.image and frozen_features(cfg):  # a frozen backbone's features, computed once per photo
-        inputs[d.image] = keras.Input(shape=(feature_width(cfg),), dtype="float32", name=d.image)
+    if d.image and not decoded_image:  # what a request carries: the encoded files
+        inputs[d.image] = keras.Input(shape=(p,), dtype="string", name=d.image)
+        return inputs
+    if d.image and frozen_features(cfg):  # a frozen backbone's features, computed once per photo
+        inputs[d.image] = keras.Input(shape=(p, feature_width(cfg)), dtype="float32", name=d.image)
     elif d.image:
         s = cfg.model.image_size
-        inputs[d.image] = keras.Input(shape=(s, s, 3), dtype="uint8", name=d.image)
+        inputs[d.image] = keras.Input(shape=(p, s, s, 3), dtype="uint8", name=d.image)
+    if d.image:
+        inputs[PHOTO_MASK] = keras.Input(shape=(p,), dtype="float32", name=PHOTO_MASK)
     return inputs
 
 
@@ -37,7 +46,7 @@ def model_columns(cfg: Config, mods: tuple[str, ...]) -> list[str]:
     cols = []
     cols += [*d.categorical, *d.numeric] if "metadata" in mods else []
     cols += list(d.text) if "text" in mods else []
-    cols += [d.image] if "image" in mods and d.image else []
+    cols += [d.image, PHOTO_MASK] if "image" in mods and d.image else []
     return cols
 
 
