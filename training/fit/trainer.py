@@ -175,8 +175,9 @@ def fit(
     if cfg.model.wide_init == "ridge":  # deterministic: every worker computes the same solution
         wide = init_wide_from_ridge(model, cfg, train, valid)
         if wide is not None:  # the deep branches learn the out-of-fold residual (training/wide.py)
-            shift = wide["train_shift"]
-            train = train.assign(**{cfg.data.target: train[cfg.data.target] * np.exp(shift)})
+            shift = wide["train_shift"]  # [rows, pattern]: the stream adds the pattern a row is left with
+    # input dropout (ModDrop) for the full model only: an ablation is the dedicated model of its subset
+    dropout = t.input_dropout if label == "full" else 0.0
     if cl.kind != "default":
         log.info("event=replica_start task=%s weights=%s", cl.label, distributed.fingerprint(model.get_weights()))
     steps = math.ceil(len(train) / t.batch_size)  # global batch: the same steps whatever the workers
@@ -191,7 +192,7 @@ def fit(
         from training.data.shards import shard_dataset
 
         manifest, folder = shards
-        ids = dict(zip(train[cfg.data.id], shift, strict=True)) if shift is not None else None
+        ids = dict(zip(train[cfg.data.id], shift[:, 0], strict=True)) if shift is not None else None
         train_ds = shard_dataset(
             cfg,
             manifest,
@@ -203,13 +204,22 @@ def fit(
             repeat=multi,
             by_file=multi,
             cache=_cache(cfg, cols, cache, "train"),
+            input_dropout=dropout,
         )
         valid_ds = shard_dataset(cfg, manifest, folder, "valid", False, cols, cache=_cache(cfg, cols, cache, "valid"))
     else:
         args = {"columns": cols}
         share = (cl.num_workers, cl.rank) if multi else None
         train_ds = make_dataset(
-            cfg, train, training=True, **args, cache=_cache(cfg, cols, cache, "train"), shard=share, repeat=multi
+            cfg,
+            train,
+            training=True,
+            **args,
+            cache=_cache(cfg, cols, cache, "train"),
+            shard=share,
+            repeat=multi,
+            input_dropout=dropout,
+            shift=shift,
         )
         valid_ds = make_dataset(cfg, valid, training=False, **args, cache=_cache(cfg, cols, cache, "valid"))
     (own / "checkpoints").mkdir(exist_ok=True)
@@ -251,7 +261,7 @@ def fit(
     if cl.kind != "default":
         model = _plain_copy(cfg, pre, modalities, model)
     if cl.is_chief:  # a wide/deep blend takes the mix that is best on the valid split (training/wide.py)
-        chosen = fit_blend(model, valid_ds)
+        chosen = fit_blend(model, cfg, valid)
         if chosen is not None:
             history["blend"] = chosen
     return model, history
