@@ -18,7 +18,7 @@ from typing import Any
 from common.files import atomic_write_text
 from training.config import Config
 from training.data.table import Table
-from training.evaluation import comparables, fusion, report
+from training.evaluation import comparables, fusion, report, subsets
 from training.evaluation.ablations import fit_ablation, plan_ablations
 from training.evaluation.document import document, save_predictions, write_json
 from training.evaluation.fusion import late_fusion
@@ -67,10 +67,13 @@ def evaluate_run(
     if fused:  # the single-modality models, averaged: what the joint model must beat to be worth it
         evaluation[fusion.NAME], preds[fusion.NAME] = fused
         log.info("event=late_fusion weights=%s test_rmsle=%.4f", fused[0]["weights"], fused[0]["test"]["rmsle"])
+    # the one model with inputs removed, beside each subset's ablation; the range per subset
+    table_any = subsets.any_subset(cfg, model, valid, test, evaluation["full"]["interval"]["calibration"], evaluation)
     entries, base_preds = baseline_entries(cfg, train, valid, test)
     evaluation.update(entries)
     preds.update(base_preds)
     doc = document(cfg, table, evaluation, preds, test, source="train", seconds=time.time() - started)
+    doc[subsets.NAME] = table_any
     doc["run"] = str(run_dir)
     save_predictions(run_dir / "test_predictions.csv", cfg, test, preds)
     files = {"evaluation.json": work / "evaluation.json", "report.html": work / "report.html"}

@@ -77,9 +77,31 @@ def input_schema(cfg: Config, pre: Preprocessing, train: pd.DataFrame) -> list[d
                 "accepts": ["jpeg", "png", "gif", "bmp"],
                 "image_size": [cfg.model.image_size] * 2,
                 "encoder": cfg.model.image_encoder,
+                # one photo: the signature takes one string per listing, as the first models did
+                **({"max_photos": cfg.model.max_photos} if cfg.model.max_photos > 1 else {}),
             }
         )
     return out
+
+
+MISSING_METHOD = (
+    "one model for any subset of the input groups: a missing category is its own value (not the "
+    "unknown one), a missing number a flag, a missing text an empty bag, a missing photo a learnt "
+    "'absent' vector, and the head sees which groups are given; while training each group of a row "
+    "was removed with chance train.input_dropout (ModDrop), at least one kept; the wide path is "
+    "the Ridge of the given pattern (metadata + text, metadata alone, text alone)"
+)
+
+
+def missing_block(cfg: Config) -> dict[str, Any]:
+    """The card's `missing` block: the input groups, and how training taught the model to do without them."""
+    d = cfg.data
+    groups = {"metadata": [*d.categorical, *d.numeric], "text": list(d.text), "image": [d.image] if d.image else []}
+    return {
+        "method": MISSING_METHOD,
+        "groups": {g: cols for g, cols in groups.items() if cols},
+        "input_dropout": cfg.train.input_dropout,
+    }
 
 
 def library_versions() -> dict[str, str]:
@@ -131,6 +153,7 @@ def build_card(
             }
         },
         "interval": price_range["calibration"],
+        "missing": missing_block(cfg),
         "explain": occlusion.explain_card(cfg, train),
         "training": {
             "epochs": len(history.get("loss", [])),
