@@ -6,7 +6,14 @@ It runs twice: the service as it starts by default (no API key: the schema decla
 and with API_KEY set (schemathesis also checks that /v1/* refuses a missing or wrong key with 401).
 The server's own /metrics then tell how many answers of each status it gave (no 5xx allowed).
 
-    python -m reliability.fuzz [--model-dir models/price] [--max-examples 300] [--out FILE]
+Each run then sends the shapes of reliability/shapes.py to the same server: listings with each
+kind of missing input, several photos (JSON `images`, multipart `image` parts), one bad photo
+among several, nothing given, batches mixing them, fixed and --shape-cases random ones (seeded),
+each checked against the answer the contract calls for (its status, the `missing` list of a
+price, the `loc` of a refusal). Schemathesis only knows what a status may be; this pass knows
+what it must be. On a model whose card predates issue 17 the same shapes expect today's answers.
+
+    python -m reliability.fuzz [--model-dir models/price] [--max-examples 300] [--shape-cases N] [--out FILE]
 
 When --model-dir holds no version, a tiny model is trained with the training CLI first.
 Exit status: 0 when every check passed and at least --min-cases cases ran; 1 otherwise.
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -30,6 +38,7 @@ import httpx
 
 from common.files import atomic_write_text
 from reliability.server import ROOT, ServiceProcess, model_dir_or_tiny
+from reliability.shapes import Card, random_kinds, shape_kinds
 
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
 HOOKS = Path(__file__).resolve().parent / "fuzz_hooks.py"  # real photos in half of the bodies
@@ -72,8 +81,50 @@ def run_schemathesis(url: str, max_examples: int, seed: int, workers: int, keyed
     return data
 
 
-def fuzz_once(model_dir: Path, keyed: bool, max_examples: int, seed: int, workers: int, work: Path) -> dict[str, Any]:
-    """Start the service (with or without API_KEY), fuzz it, collect what it answered."""
+def card_format(card: dict[str, Any]) -> str:
+    """The served card's format, in words: issue 17's (inputs optional, several photos) or older."""
+    shape = Card.of(card)
+    if shape.optional:
+        return f"missing inputs allowed, up to {shape.max_photos} photos"
+    return f"older card: every input required, {shape.max_photos} photo"
+
+
+def shape_pass(url: str, headers: dict[str, str], seed: int, random_cases: int) -> dict[str, Any]:
+    """Send every fixed shape and ``random_cases`` random ones; count what does not match."""
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        card = client.get("/v1/model").json()
+        fixed = shape_kinds(card)
+        kinds = fixed + random_kinds(card, random.Random(seed), random_cases)
+        started = time.monotonic()
+        by_status: dict[str, int] = {}
+        by_route: dict[str, int] = {}
+        problems: list[str] = []
+        for kind in kinds:
+            response = client.request(kind.method, kind.path, content=kind.content, headers=kind.headers)
+            code = str(response.status_code)
+            by_status[code] = by_status.get(code, 0) + 1
+            by_route[kind.path] = by_route.get(kind.path, 0) + 1
+            problem = kind.check(response.status_code, response.content)
+            if problem:
+                problems.append(f"{kind.name}: {problem}; answer {response.text[:200]}")
+    return {
+        "card": card_format(card),
+        "requests": len(kinds),
+        "fixed": len(fixed),
+        "random": len(kinds) - len(fixed),
+        "by_status": dict(sorted(by_status.items())),
+        "by_route": by_route,
+        "unexpected": len(problems),
+        "unexpected_examples": problems[:20],
+        "five_xx": sum(v for k, v in by_status.items() if k.startswith("5")),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def fuzz_once(
+    model_dir: Path, keyed: bool, max_examples: int, seed: int, workers: int, work: Path, shape_cases: int = 0
+) -> dict[str, Any]:
+    """Start the service (with or without API_KEY), fuzz it, send it the shapes, collect what it answered."""
     mode = "api_key" if keyed else "open"
     work = work / mode
     work.mkdir(parents=True, exist_ok=True)
@@ -85,6 +136,7 @@ def fuzz_once(model_dir: Path, keyed: bool, max_examples: int, seed: int, worker
         before = served_statuses(service.url, headers)
         rss_start = service.rss_bytes()
         report = run_schemathesis(service.url, max_examples, seed, workers, keyed, work)
+        shapes = shape_pass(service.url, headers, seed, shape_cases)
         statuses = served_statuses(service.url, headers)
         statuses = {k: v - before.get(k, 0) for k, v in statuses.items() if v - before.get(k, 0)}
         rss_end = service.rss_bytes()
@@ -100,6 +152,7 @@ def fuzz_once(model_dir: Path, keyed: bool, max_examples: int, seed: int, worker
         "operations_tested": report["operations"]["tested"],
         "operations_total": report["operations"]["total"],
         "phases": {k: v["status"] for k, v in report["phases"].items()},
+        "shapes": shapes,
         "server_statuses": statuses,
         "server_5xx": sum(v for k, v in statuses.items() if k.startswith("5")),
         "unhandled_errors_logged": log.count("event=unhandled_error"),
@@ -120,6 +173,8 @@ def passed(run: dict[str, Any]) -> bool:
         and run["operations_tested"] == run["operations_total"]
         and run["ready_after"]
         and run["schemathesis_exit"] == 0
+        and run["shapes"]["unexpected"] == 0
+        and run["shapes"]["five_xx"] == 0
     )
 
 
@@ -130,10 +185,13 @@ def fuzz(
     workers: int = 1,
     modes: tuple[str, ...] = ("open", "api_key"),
     work: Path | None = None,
+    shape_cases: int | None = None,
 ) -> dict[str, Any]:
-    """Both runs and their totals (see the module docstring)."""
+    """Both runs and their totals (see the module docstring); ``shape_cases`` random shapes per
+    run (None: as many as ``max_examples``)."""
     work = Path(work or tempfile.mkdtemp(prefix="fuzz-"))
-    runs = [fuzz_once(model_dir, mode == "api_key", max_examples, seed, workers, work) for mode in modes]
+    cases = max_examples if shape_cases is None else shape_cases
+    runs = [fuzz_once(model_dir, mode == "api_key", max_examples, seed, workers, work, cases) for mode in modes]
     return {
         "tool": "schemathesis " + _version(),
         "model_dir": str(model_dir),
@@ -142,6 +200,8 @@ def fuzz(
         "checks": f"all but {EXCLUDED_CHECKS}",
         "cases": sum(r["cases"] for r in runs),
         "cases_with_failures": sum(r["cases_with_failures"] for r in runs),
+        "shape_requests": sum(r["shapes"]["requests"] for r in runs),
+        "shape_unexpected": sum(r["shapes"]["unexpected"] for r in runs),
         "server_5xx": sum(r["server_5xx"] for r in runs),
         "passed": all(passed(r) for r in runs),
         "runs": runs,
@@ -163,8 +223,16 @@ def summary(result: dict[str, Any]) -> str:
             f"operations, {run['cases_with_failures']} with failures, server answers {run['server_statuses']}, "
             f"5xx {run['server_5xx']}, RSS {run['rss_mb'][0]} -> {run['rss_mb'][1]} MB, {run['seconds']} s"
         )
+        shapes = run["shapes"]
+        lines.append(
+            f"           shapes ({shapes['card']}): {shapes['requests']} requests ({shapes['fixed']} fixed, "
+            f"{shapes['random']} random), answers {shapes['by_status']}, {shapes['unexpected']} unexpected, "
+            f"5xx {shapes['five_xx']}, {shapes['seconds']} s"
+        )
         for failure in run["failures"]:
             lines.append(f"    FAILED {failure['code']} {failure['title']}: {failure['operations']}")
+        for problem in shapes["unexpected_examples"]:
+            lines.append(f"    UNEXPECTED {problem}")
     lines.append("fuzz: PASSED" if result["passed"] else "fuzz: FAILED")
     return "\n".join(lines)
 
@@ -174,13 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / "price")
     parser.add_argument("--max-examples", type=int, default=400, help="generated cases per operation and phase")
     parser.add_argument("--min-cases", type=int, default=500, help="fail when fewer cases ran in all")
+    parser.add_argument("--shape-cases", type=int, default=None, help="random shapes per run (default: max-examples)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "reliability" / "results" / "fuzz.json")
     args = parser.parse_args(argv)
     model_dir = model_dir_or_tiny(args.model_dir)
     work = Path(tempfile.mkdtemp(prefix="fuzz-"))
-    result = fuzz(model_dir, args.max_examples, args.seed, args.workers, work=work)
+    result = fuzz(model_dir, args.max_examples, args.seed, args.workers, work=work, shape_cases=args.shape_cases)
     ok = result["passed"] and result["cases"] >= args.min_cases
     print(summary(result))
     if not ok:

@@ -2,9 +2,11 @@
 
 For the JSON schema any string is an `image`, so nearly every generated body is refused with 422
 before it reaches the model. Here half of the generated bodies get a real photo (random size,
-colour mode and format) in place of the image when it has the right type, so the fuzz also drives
-the decoding, conversion and model path with schema-valid but unusual values in every other field.
-A body whose image has the wrong type (a negative case) is left as it is.
+colour mode and format) in place of the image when it has the right type, and in every slot of a
+list of photos (`images`, or several `image` file parts, on a card that takes several), so the
+fuzz also drives the decoding, conversion, pooling and model path with schema-valid but unusual
+values in every other field (schemathesis leaves optional fields out on its own). A body whose
+image has the wrong type (a negative case) is left as it is.
 """
 
 from __future__ import annotations
@@ -38,12 +40,29 @@ def photos(draw: st.DrawFn) -> bytes:
     return out.getvalue()
 
 
+def _as(value: Any, photo: bytes) -> Any:
+    """``photo`` in the place of a generated string (base64) or bytes (a file part); else ``value``."""
+    if isinstance(value, str):
+        return base64.b64encode(photo).decode()
+    if isinstance(value, bytes | bytearray):
+        return photo
+    return value
+
+
 def _with_photo(item: Any, photo: bytes) -> Any:
-    if isinstance(item, dict) and isinstance(item.get("image"), str):
-        return {**item, "image": base64.b64encode(photo).decode()}
-    if isinstance(item, dict) and isinstance(item.get("image"), bytes | bytearray):
-        return {**item, "image": photo}
-    return item
+    """The photo in ``image`` and in every slot of a list of photos (``images`` in JSON, several
+    ``image`` file parts in a form), their number kept: a list longer than ``max_photos`` is
+    then refused for its length only."""
+    if not isinstance(item, dict):
+        return item
+    out = dict(item)
+    for name in ("image", "images"):
+        value = item.get(name)
+        if isinstance(value, list):
+            out[name] = [_as(v, photo) for v in value]
+        elif name == "image" and name in item:
+            out[name] = _as(value, photo)
+    return out
 
 
 def _replace(body: Any, photo: bytes) -> Any:

@@ -1,7 +1,8 @@
 """The traffic of the soak (reliability/soak.py): about 108 kinds of request, each with its weight
 in the mix and the statuses it may get. About 60% are valid (JSON and uploads with photos of
 every kind the corpus prices, batches, every GET route); 40% are refused for a known reason (the
-corpus's refused photos, malformed, oversized or mistyped bodies, unknown routes and methods)."""
+corpus's refused photos, malformed, oversized or mistyped bodies, unknown routes and methods).
+The listings with missing inputs and several photos are added by reliability/shapes.py."""
 
 from __future__ import annotations
 
@@ -12,12 +13,17 @@ from typing import Any
 
 import httpx
 
-from reliability.corpus import PRICE, bad_images, encode, photo
+from reliability.corpus import PRICE, BadImage, bad_images, encode, photo
 
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of request of the mix, ready to send, and the statuses it may get."""
+    """One kind of request of the mix, ready to send, and the statuses it may get.
+
+    ``missing`` (a price): the ``missing`` list each answer must carry, one per item (one for
+    /v1/predict and /upload, one per item of a batch); ``loc`` (a refusal): the ``loc`` one of
+    its ``errors`` must have (a bad photo among several: ``["images", 1]``). None: not checked.
+    """
 
     name: str
     weight: float
@@ -26,10 +32,34 @@ class Kind:
     expected: frozenset[int]
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    missing: tuple[tuple[str, ...], ...] | None = None
+    loc: tuple[str | int, ...] | None = None
 
     @property
     def valid(self) -> bool:
         return self.expected == frozenset({200})
+
+    def check(self, status: int, body: bytes) -> str | None:
+        """What is wrong with the answer ``status``, ``body`` to this request (None: nothing)."""
+        if status not in self.expected:
+            return f"status {status}, expected {sorted(self.expected)}"
+        if status == 200 and self.missing is not None:
+            try:
+                answer = json.loads(body)
+                answers = answer["predictions"] if "predictions" in answer else [answer]
+                got = tuple(tuple(a.get("missing", ("<absent>",))) for a in answers)
+            except (ValueError, TypeError, KeyError) as exc:
+                return f"answer is not a prediction ({type(exc).__name__})"
+            if got != self.missing:
+                return f"missing {[list(m) for m in got]}, expected {[list(m) for m in self.missing]}"
+        if status >= 400 and self.loc is not None:
+            try:
+                locs = [tuple(e["loc"]) for e in json.loads(body)["errors"]]
+            except (ValueError, TypeError, KeyError) as exc:
+                return f"refusal without errors[].loc ({type(exc).__name__})"
+            if self.loc not in locs:
+                return f"errors at {[list(loc) for loc in locs]}, expected one at {list(self.loc)}"
+        return None
 
 
 def item_from_card(card: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +80,7 @@ def item_from_card(card: dict[str, Any]) -> dict[str, Any]:
 def build_mix(card: dict[str, Any]) -> list[Kind]:
     """The requests of the soak: about 60% valid, 40% refused for a known reason."""
     image_names = [s["name"] for s in card["inputs"] if s["role"] == "image"]
+    optional = bool((card.get("served") or {}).get("optional_inputs"))  # a card with a `missing` block
     base = item_from_card(card)
 
     def with_image(data: bytes) -> dict[str, Any]:
@@ -108,14 +139,14 @@ def build_mix(card: dict[str, Any]) -> list[Kind]:
             status,
             as_json(with_image(entry.data)),
         )
-        add(f"refused upload {entry.name}", 4 / len(refused), "POST", "/v1/predict/upload", status,
-            as_form(entry.data, entry.filename, entry.media_type))  # fmt: skip
+        form = as_form(entry.data, entry.filename, entry.media_type)
+        kinds.append(_refused_upload(entry, 4 / len(refused), form, optional, image_names))
     bad = frozenset({422})
     good = with_image(photos[0])
     numeric = next((s["name"] for s in card["inputs"] if s["role"] == "numeric"), None)
     first = card["inputs"][0]["name"]
     add("invalid JSON", 3, "POST", "/v1/predict", bad, (b'{"brand": "zara", ', {"content-type": "application/json"}))
-    add("missing field", 3, "POST", "/v1/predict", bad, as_json({k: v for k, v in good.items() if k != first}))
+    kinds.append(_missing_field(optional, {k: v for k, v in good.items() if k != first}, first))
     add("unknown field", 2, "POST", "/v1/predict", bad, as_json({**good, "colour2": "red"}))
     if numeric:
         add("number out of range", 2, "POST", "/v1/predict", bad, as_json({**good, numeric: 1e12}))
@@ -136,3 +167,26 @@ def build_mix(card: dict[str, Any]) -> list[Kind]:
     add("unknown route", 1, "GET", "/v2/predict", frozenset({404}))
     add("wrong method", 1, "DELETE", "/v1/predict", frozenset({405}))
     return kinds
+
+
+def _missing_field(optional: bool, body: dict[str, Any], left_out: str) -> Kind:
+    """A valid item without its first input: priced without it on a card with a `missing` block,
+    refused with 422 naming it on an older card (every input required)."""
+    content = json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+    if optional:
+        return Kind(
+            "missing field", 3, "POST", "/v1/predict", frozenset({200}), content, headers, missing=((left_out,),)
+        )
+    return Kind("missing field", 3, "POST", "/v1/predict", frozenset({422}), content, headers, loc=(left_out,))
+
+
+def _refused_upload(
+    entry: BadImage, weight: float, form: tuple[bytes, dict[str, str]], optional: bool, image_names: list[str]
+) -> Kind:
+    """A refused corpus photo as the form's file part: its 4xx; but on a card with a `missing`
+    block an empty part is a file field left empty, so no photo (priced without it)."""
+    if optional and not entry.data:
+        return Kind(f"upload {entry.name}: no photo", weight, "POST", "/v1/predict/upload", frozenset({200}), *form,
+                    missing=(tuple(image_names),))  # fmt: skip
+    return Kind(f"refused upload {entry.name}", weight, "POST", "/v1/predict/upload", frozenset({entry.status}), *form)

@@ -2,12 +2,14 @@
 
 32 concurrent clients (each its own keep-alive connection) send valid and invalid requests
 (every route; photos of every kind, the refused ones of the bad-image corpus, malformed and
-oversized JSON, wrong content types, huge batches) to a real uvicorn for SOAK_SECONDS (300 by
-default). At 35% of the run a new good version is copied into MODEL_DIR (the way the exporter
+oversized JSON, wrong content types, huge batches; and, from reliability/shapes.py, listings with
+each kind of missing input, several photos in JSON and multipart, one bad photo among several,
+nothing given, batches mixing them) to a real uvicorn for SOAK_SECONDS (300 by default). At 35% of the run a new good version is copied into MODEL_DIR (the way the exporter
 writes it: a hidden folder, then a rename); at 65% a broken one (a truncated saved_model.pb).
 
 It passes when: no answer is a 5xx; no connection is dropped (a transport error on the client);
-every answer has the status its request calls for; the good version is taken with no failed
+every answer has the status its request calls for (and, where the request says, the `missing`
+list of its price or the `loc` of its refusal); the good version is taken with no failed
 request; the broken one is refused while the service keeps serving; the server's resident memory
 grows by less than 10% from minute 1 (or 20% of a shorter run) to the end.
 
@@ -38,6 +40,10 @@ from common.files import atomic_write_text, newest
 from harness.models import install_version, truncate_savedmodel
 from reliability.mix import Kind, build_mix
 from reliability.server import ROOT, ServiceProcess, model_dir_or_tiny
+from reliability.shapes import random_kinds, shape_kinds
+
+SHAPES_WEIGHT = 30.0  # the fixed shapes' share of the mix (the rest of it weighs about 110)
+RANDOM_SHAPES, RANDOM_SHAPES_WEIGHT = 120, 10.0  # random combinations of missing inputs and photos
 
 RELOAD_INTERVAL_S = 2
 
@@ -80,10 +86,11 @@ async def client_loop(index: int, url: str, kinds: list[Kind], deadline: float, 
             stats.requests += 1
             stats.by_status[response.status_code] += 1
             stats.by_kind[kind.name] += 1
-            if response.status_code not in kind.expected:
+            problem = kind.check(response.status_code, response.content)
+            if problem:
                 stats.unexpected += 1
                 if len(stats.unexpected_examples) < 20:
-                    stats.unexpected_examples.append(f"{kind.name}: {response.status_code} {response.text[:200]}")
+                    stats.unexpected_examples.append(f"{kind.name}: {problem}; {response.text[:200]}")
             elif kind.valid and kind.path.startswith("/v1/predict"):
                 stats.latencies.append(elapsed)
                 stats.versions[response.json().get("model_version", "?")] += 1
@@ -113,7 +120,8 @@ async def soak(
     try:
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as monitor:
             card = (await monitor.get("/v1/model")).json()
-            kinds = build_mix(card)
+            kinds = mix_of(card)
+            shape_names = {k.name for k in kinds} - {k.name for k in build_mix(card)}
             stats = Stats()
             baseline_at = min(60.0, 0.2 * seconds)
             log(f"soak: {clients} clients, {warmup:.0f} s of warm-up then {seconds:.0f} s on {service.url} "
@@ -192,6 +200,12 @@ async def soak(
         "latency_ms_valid_predictions": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99), "max": pct(1.0)},
         "by_status": {str(k): v for k, v in sorted(stats.by_status.items())},
         "kinds_of_request": len(kinds),
+        "shapes": {
+            "kinds": len(shape_names),
+            "requests": sum(v for k, v in stats.by_kind.items() if k in shape_names),
+            "card_optional_inputs": bool(card.get("served", {}).get("optional_inputs")),
+            "max_photos": card.get("served", {}).get("max_photos", {}),
+        },
         "five_xx": five_xx,
         "dropped_connections": stats.dropped,
         "drop_errors": dict(stats.drop_errors),
@@ -207,6 +221,18 @@ async def soak(
     }
     result["passed"] = passed(result)
     return result
+
+
+def mix_of(card: dict[str, Any]) -> list[Kind]:
+    """The soak's traffic: reliability/mix.py's, the fixed shapes and random ones (seeded)."""
+    shapes = random_kinds(card, random.Random(0), RANDOM_SHAPES)
+    scale = RANDOM_SHAPES_WEIGHT / max(1, len(shapes))
+    return [
+        *build_mix(card),
+        *shape_kinds(card, SHAPES_WEIGHT),
+        *(Kind(k.name, k.weight * scale, k.method, k.path, k.expected, k.content, k.headers, k.missing, k.loc)
+          for k in shapes),
+    ]  # fmt: skip
 
 
 def rss_summary(rss: list[tuple[float, int]], rss_end: int, baseline_at: float) -> dict[str, Any]:
@@ -254,6 +280,9 @@ def summary(result: dict[str, Any]) -> str:
         [
             f"soak: {result['requests']} requests in {result['seconds']} s from {result['clients']} clients "
             f"({result['requests_per_s']}/s, {result['kinds_of_request']} kinds, statuses {result['by_status']})",
+            f"  new shapes (missing inputs, several photos): {result['shapes']['requests']} requests of "
+            f"{result['shapes']['kinds']} kinds; the card's optional inputs {result['shapes']['card_optional_inputs']}, "
+            f"max photos {result['shapes']['max_photos']}",
             f"  5xx: {result['five_xx']}   dropped connections: {result['dropped_connections']}   "
             f"unexpected statuses: {result['unexpected_statuses']}   unhandled errors logged: {result['unhandled_errors_logged']}",
             f"  valid predictions: {result['valid_predictions']}, latency p50 {result['latency_ms_valid_predictions']['p50']} ms, "
