@@ -6,6 +6,7 @@ with the API key, from the tiny model the pipeline trains (and none from a card 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import shutil
@@ -39,6 +40,33 @@ def trained_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
     with its comparables index (thumbnails, fields of training/configs/synthetic.toml)."""
     model_dir = tmp_path_factory.mktemp("page-trained") / "price"
     install_version(tiny_model_dir / "1", model_dir, 1)
+    with LiveServer(make_settings(model_dir, api_key=KEY)) as server:
+        yield server
+
+
+def with_subset_ranges(folder: Path) -> None:
+    """An ``install_version`` edit: each subset of the input groups gets its own range, narrower the
+    more groups it has (the tiny model's valid split is too small for any: they all fall back to
+    the overall range, so adding a group would never narrow it)."""
+    card_path = folder / "model_card.json"
+    card = json.loads(card_path.read_text())
+    interval = card["interval"]
+    groups = list(card["missing"]["groups"])
+    by_inputs = {}
+    for size in range(1, len(groups) + 1):
+        for subset in itertools.combinations(groups, size):
+            scale = {1: 1.0, 2: 0.7}.get(size, 0.5)
+            quantiles = {level: [low * scale, high * scale] for level, (low, high) in interval["quantiles"].items()}
+            by_inputs["+".join(subset)] = {"n": 100, "quantiles": quantiles, "too_few_rows_for": []}
+    interval["by_inputs"] = by_inputs
+    card_path.write_text(json.dumps(card))
+
+
+@pytest.fixture(scope="module")
+def subsets_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """uvicorn with an API key over the tiny trained model, each input subset with its own range."""
+    model_dir = tmp_path_factory.mktemp("page-subsets") / "price"
+    install_version(tiny_model_dir / "1", model_dir, 1, edit=with_subset_ranges)
     with LiveServer(make_settings(model_dir, api_key=KEY)) as server:
         yield server
 
@@ -156,6 +184,34 @@ FIELDS = {
 }
 
 
+# Values the tiny trained model knows (its vocabulary comes from the generated tiny data set).
+TRAINED_FIELDS = {
+    "brand": "zara",
+    "category": "dress",
+    "condition": "like_new",
+    "size": "M",
+    "colour": "red",
+    "age_months": "6",
+    "title": "Red summer dress",
+    "description": "Worn once, like new.",
+}
+
+
+def enter_key(driver) -> None:
+    """Type the API key (replacing the one the page kept from an earlier test) and wait until the
+    card has been read with it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    key = driver.find_element(By.ID, "api-key")
+    key.clear()
+    key.send_keys(KEY)
+    WebDriverWait(driver, 15).until(
+        lambda d: card_read(d) != "unavailable" and d.execute_script("return !!document.body.dataset.card;"),
+        "the card was not read with the key",
+    )
+
+
 def upload(server, photo: Path) -> dict:
     """What the API itself answers for FIELDS and ``photo`` (the page must show the same)."""
     return httpx.post(
@@ -268,9 +324,8 @@ def test_page_shows_the_similar_listings_with_their_thumbnails(browser, trained_
     photo = tmp_path / "item.jpg"
     photo.write_bytes(image_bytes("JPEG", size=(80, 60), seed=31))
     browser.get(trained_server.url + "/")
-    browser.find_element(By.ID, "api-key").send_keys(KEY)
-    WebDriverWait(browser, 15).until(lambda d: card_read(d) != "unavailable", "the card was not read with the key")
-    fill(browser, FIELDS, photo)
+    enter_key(browser)
+    fill(browser, TRAINED_FIELDS, photo)
     price = submit_and_wait(browser)
     WebDriverWait(browser, 30).until(
         lambda d: d.find_element(By.ID, "comparables").is_displayed(), "no similar listings appeared"
@@ -284,7 +339,7 @@ def test_page_shows_the_similar_listings_with_their_thumbnails(browser, trained_
         "return Object.fromEntries([...new FormData(document.getElementById('predict-form'))]"
         ".filter(([, v]) => typeof v === 'string' && (!optional || v.trim() !== '')));"
     )
-    assert sent == FIELDS
+    assert sent == TRAINED_FIELDS
     headers = {"Authorization": f"Bearer {KEY}"}
     expected = httpx.post(
         trained_server.url + "/v1/predict/upload",
@@ -577,6 +632,7 @@ def test_page_shows_what_is_missing_and_what_would_narrow_the_range(browser, stu
         [
             stub_answer(47.0, everything_but_title, [narrow_details, narrow_photo]),
             stub_answer(1500.0, [*OPTIONAL_GROUPS["metadata"], "title", "description"], [narrow_text]),
+            stub_answer(49.0, [*OPTIONAL_GROUPS["metadata"], "title", "description"], [narrow_text]),
             stub_answer(48.0, [], []),
             {"status": 422, "body": photo_error},
         ]
@@ -623,15 +679,19 @@ def test_page_shows_what_is_missing_and_what_would_narrow_the_range(browser, stu
     assert browser.find_element(By.ID, "narrow").text == "Add a description: the range narrows to €1,234.50–€2,000.00."
     browser.save_screenshot(str(tmp_path / "photos.png"))
 
-    # remove the second photo, pick a brand: one request with what is left
+    # remove the second photo: room for another
     browser.find_element(By.CSS_SELECTOR, "#photos-image .photo-item[data-index='1'] .remove-photo").click()
+    assert settled(browser) == "done"
+    assert browser.find_element(By.ID, "price").text == "€49.00"
+    assert browser.find_element(By.ID, "photo-count-image").text == "2 of 3 photos"
+    assert browser.find_element(By.ID, "field-image").get_attribute("disabled") is None
+
+    # a brand: nothing is missing any more, no hint
     Select(browser.find_element(By.ID, "field-brand")).select_by_value("nike")
     assert settled(browser) == "done"
     assert browser.find_element(By.ID, "price").text == "€48.00"
     assert browser.find_element(By.ID, "narrow").is_displayed() is False
     assert browser.find_element(By.ID, "missing").is_displayed() is False
-    assert browser.find_element(By.ID, "photo-count-image").text == "2 of 3 photos"
-    assert browser.find_element(By.ID, "field-image").get_attribute("disabled") is None
 
     # a bad photo: the error under the form and on its preview, the price gone
     browser.find_element(By.ID, "submit").click()
@@ -648,6 +708,131 @@ def test_page_shows_what_is_missing_and_what_would_narrow_the_range(browser, stu
     parts = [c["parts"] for c in stub_calls(browser)]
     assert parts[1:] == [
         [["image", "file:photo0.png"], ["image", "file:photo1.jpeg"], ["image", "file:photo2.png"]],
+        [["image", "file:photo0.png"], ["image", "file:photo2.png"]],
         [["brand", "nike"], ["image", "file:photo0.png"], ["image", "file:photo2.png"]],
         [["brand", "nike"], ["image", "file:photo0.png"], ["image", "file:photo2.png"]],
     ]
+
+
+GROUP_HINTS = {"metadata": "the details", "text": "a description", "image": "a photo"}
+
+
+def upload_requests(driver) -> int:
+    """How many POST /v1/predict/upload the page has had answered."""
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource').filter((e) => e.name.includes('/v1/predict/upload')).length;"
+    )
+
+
+def test_page_prices_an_incomplete_listing_as_it_is_filled_in(browser, subsets_server, tmp_path) -> None:
+    """The tiny model the pipeline trains (its card has `missing` and `max_photos`; each input subset
+    given its own range): a title alone
+    is priced as it is typed, no photo, no click; the price changes as details are added, then
+    again with two photos; each time it is the API's own answer for what was filled in, with its
+    missing inputs, their "missing" contributions and the hint of `range_if_given[0]`."""
+    from selenium.webdriver.common.by import By
+
+    headers = {"Authorization": f"Bearer {KEY}"}
+    card = httpx.get(subsets_server.url + "/v1/model", headers=headers, timeout=30).json()
+    assert card.get("missing"), "the tiny model's card has no `missing` block"
+    [image] = [entry for entry in card["inputs"] if entry["role"] == "image"]
+    max_photos = image.get("max_photos") or 1
+    assert max_photos >= 2, image
+    names = [entry["name"] for entry in card["inputs"]]
+
+    def api(fields: dict[str, str], *photos: Path) -> dict[str, Any]:
+        parts = [(k, (None, v)) for k, v in fields.items()]  # multipart even without a photo
+        parts += [("image", (p.name, p.read_bytes(), f"image/{p.suffix[1:]}")) for p in photos]
+        answer = httpx.post(subsets_server.url + "/v1/predict/upload", files=parts, headers=headers, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def shown() -> dict[str, Any]:
+        bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar-row")
+        narrow = browser.find_element(By.ID, "narrow")
+        missing = browser.find_element(By.ID, "missing")
+        return {
+            "price": float(browser.find_element(By.ID, "price").get_attribute("data-price")),
+            "price_text": browser.find_element(By.ID, "price").text,
+            "range": [
+                float(browser.find_element(By.ID, f"range-{end}").get_attribute("data-value"))
+                for end in ("low", "high")
+            ],
+            "bars": {b.get_attribute("data-modality"): b.get_attribute("data-amount") for b in bars},
+            "bar_texts": {b.get_attribute("data-modality"): b.text.split("\n")[-1] for b in bars},
+            "narrow": narrow.text if narrow.is_displayed() else None,
+            "missing": missing.text if missing.is_displayed() else None,
+        }
+
+    def check(answer: dict[str, Any]) -> dict[str, Any]:
+        assert settled(browser) == "done", browser.find_element(By.ID, "error").text
+        page = shown()
+        assert page["price"] == answer["price"] and page["price_text"] == f"€{answer['price']:,.2f}"
+        assert page["range"] == [answer["range"]["low"], answer["range"]["high"]]
+        for group, part in answer["contributions"].items():
+            if part == "missing":
+                assert page["bars"][group] == "missing" and page["bar_texts"][group] == "missing"
+            else:
+                assert float(page["bars"][group]) == part["amount"]
+        assert set(page["bars"]) == set(answer["contributions"])
+        labels = ["photo" if n == image["name"] else n.replace("_", " ") for n in answer["missing"]]
+        assert page["missing"] == (f"Priced without: {', '.join(labels)}." if labels else None)
+        first = (answer["range_if_given"] or [None])[0]
+        if first and first["high"] - first["low"] < answer["range"]["high"] - answer["range"]["low"]:
+            assert page["narrow"] == (
+                f"Add {GROUP_HINTS[first['group']]}: the range narrows to €{first['low']:,.2f}–€{first['high']:,.2f}."
+            )
+        else:
+            assert page["narrow"] is None
+        return page
+
+    browser.get(subsets_server.url + "/")
+    enter_key(browser)
+    assert card_read(browser) == "optional"
+    assert browser.find_element(By.ID, "status").text == "Fill in any field or add a photo for a suggestion."
+    assert browser.find_element(By.ID, "price").is_displayed() is False
+
+    # a title alone, typed: one request once the typing pauses, the title's price
+    browser.find_element(By.ID, "field-title").send_keys(TRAINED_FIELDS["title"])
+    title_only = api({"title": TRAINED_FIELDS["title"]})
+    assert title_only["missing"] == [n for n in names if n != "title"]
+    assert title_only["contributions"]["image"] == "missing" and title_only["contributions"]["metadata"] == "missing"
+    assert title_only["range_if_given"], "no hint to give: the answer has no range_if_given"
+    first = check(title_only)
+    assert upload_requests(browser) == 1
+    assert (
+        first["missing"] == "Priced without: brand, category, condition, size, colour, age months, description, photo."
+    )
+    assert first["narrow"].startswith("Add the details: ") or first["narrow"].startswith("Add a photo: ")
+    browser.save_screenshot(str(tmp_path / "title-only.png"))
+
+    # more details: another price
+    details = {k: TRAINED_FIELDS[k] for k in ("brand", "category", "condition", "age_months")}
+    set_fields(browser, details)
+    with_details = api({**details, "title": TRAINED_FIELDS["title"]})
+    second = check(with_details)
+    assert second["price"] != first["price"]
+    assert with_details["contributions"]["image"] == "missing"
+    assert second["narrow"] == (
+        f"Add a photo: the range narrows to €{with_details['range_if_given'][0]['low']:,.2f}"
+        f"–€{with_details['range_if_given'][0]['high']:,.2f}."
+    )
+
+    # two photos: another price, nothing but the size, colour and description missing
+    photos = [tmp_path / "front.png", tmp_path / "back.jpeg"]
+    photos[0].write_bytes(image_bytes("PNG", size=(48, 40), seed=51))
+    photos[1].write_bytes(image_bytes("JPEG", size=(40, 48), seed=52))
+    add_photos(browser, *photos)
+    with_photos = api({**details, "title": TRAINED_FIELDS["title"]}, *photos)
+    third = check(with_photos)
+    assert third["price"] != second["price"]
+    assert with_photos["missing"] == ["size", "colour", "description"]
+    assert third["missing"] == "Priced without: size, colour, description."
+    assert third["narrow"] is None and with_photos["range_if_given"] == []
+    assert isinstance(with_photos["contributions"]["image"], dict)
+    assert browser.find_element(By.ID, "photo-count-image").text == f"2 of {max_photos} photos"
+    browser.save_screenshot(str(tmp_path / "two-photos.png"))
+
+    # the first photo removed: the price of the listing with the second one
+    browser.find_element(By.CSS_SELECTOR, "#photos-image .photo-item[data-index='0'] .remove-photo").click()
+    check(api({**details, "title": TRAINED_FIELDS["title"]}, photos[1]))
