@@ -1,5 +1,6 @@
 """The verdicts: does the full model beat every baseline and its single models averaged (late
-fusion), and does each branch pull its weight?"""
+fusion), does each branch pull its weight, and does the one model price every subset of its inputs
+nearly as well as a model trained on that subset alone?"""
 
 from __future__ import annotations
 
@@ -48,8 +49,12 @@ def category_column(cfg: Config) -> str:
     return cfg.data.categorical[0] if cfg.data.categorical else ""
 
 
-def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Does the full model beat every baseline, and does each branch pull its weight?"""
+def checks(evaluation: dict[str, dict[str, Any]], any_subset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Does the full model beat every baseline, and does each branch pull its weight?
+
+    With `any_subset` (the evaluation's any-subset table, `subsets.any_subset`), also: is the one
+    model within 3% of each subset's dedicated model, and does each subset's range cover its level?
+    """
     full = evaluation["full"]["test"]["rmsle"]
     out: dict[str, Any] = {"full_rmsle": full}
     base = {k: v["test"]["rmsle"] for k, v in evaluation.items() if v.get("kind") == "baseline"}
@@ -89,7 +94,53 @@ def checks(evaluation: dict[str, dict[str, Any]]) -> dict[str, Any]:
             range_median_relative_width=rng["median_relative_width"],
             range_coverage_ok=interval.coverage_ok(rng["coverage"], rng["level"]),
         )
+    out.update(any_subset_checks(any_subset))
     return out
+
+
+SUBSET_MAX_RATIO = 1.03  # the one model, other inputs removed, at most 3% worse than the subset's own model
+SUBSET_COVERAGE_TOLERANCE = 0.05  # ... and each subset's range covers its level +- 0.05 of test prices
+
+
+def any_subset_checks(table: dict[str, Any] | None) -> dict[str, Any]:
+    """Per subset of the inputs: the one model's test RMSLE over its dedicated model's (at most
+    `SUBSET_MAX_RATIO`), and the test coverage of the range calibrated for that subset (within
+    `SUBSET_COVERAGE_TOLERANCE` of the level).
+
+    A subset without its dedicated model (its ablation not trained) has `ratio_ok` None: not
+    checked, which is not a failure. `any_subset_ratio_ok` is None when no subset could be checked
+    (the complete subset, the full model against itself, does not count).
+    """
+    if not table or not table.get("rows"):
+        return {}
+    level = float(table["level"])
+    rows = []
+    for r in table["rows"]:
+        ratio, coverage = r.get("ratio"), r.get("range_coverage")
+        rows.append(
+            {
+                "subset": r["subset"],
+                "rmsle": r.get("rmsle"),
+                "ablation": r.get("ablation"),
+                "ablation_rmsle": r.get("ablation_rmsle"),
+                "ratio": ratio,
+                "ratio_ok": None if ratio is None else bool(ratio <= SUBSET_MAX_RATIO + 1e-12),
+                "range_coverage": coverage,
+                "range_median_relative_width": r.get("range_median_relative_width"),
+                "range_coverage_ok": interval.coverage_ok(coverage, level, SUBSET_COVERAGE_TOLERANCE),
+            }
+        )
+    # the complete subset's dedicated model is the full model itself (ratio 1): it proves nothing
+    checked = [r["ratio_ok"] for r in rows if r["ratio_ok"] is not None and r["ablation"] != "full"]
+    return {
+        "any_subset_level": level,
+        "any_subset_max_ratio": SUBSET_MAX_RATIO,
+        "any_subset_coverage_tolerance": SUBSET_COVERAGE_TOLERANCE,
+        "any_subset": rows,
+        "any_subset_ratio_ok": all(checked) if checked else None,
+        "any_subset_not_checked": [r["subset"] for r in rows if r["ratio_ok"] is None],
+        "any_subset_range_ok": all(r["range_coverage_ok"] for r in rows),
+    }
 
 
 def _additions(evaluation: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

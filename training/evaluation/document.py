@@ -15,6 +15,7 @@ from training.config import Config
 from training.data.table import Table
 from training.evaluation.checks import by_category, checks
 from training.evaluation.scoring import attach_additions, attach_uncertainty
+from training.evaluation.subsets import NAME as ANY_SUBSET
 
 
 def document(
@@ -25,12 +26,15 @@ def document(
     test: pd.DataFrame,
     source: str,
     seconds: float,
+    any_subset: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The document; `any_subset` (`subsets.any_subset`'s table, a training run only) is stored
+    under `ANY_SUBSET` and checked beside the other verdicts."""
     y = test[cfg.data.target].to_numpy(dtype="float64")
     attach_uncertainty(evaluation, preds, y)
     attach_additions(evaluation, preds, y)
     splits = table.frame["__split"].value_counts().to_dict()
-    return {
+    doc = {
         "source": source,
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "name": cfg.name,
@@ -44,10 +48,13 @@ def document(
         "config": cfg.to_dict(),
         "config_file": cfg.source,
         "models": evaluation,
-        "checks": checks(evaluation),
+        "checks": checks(evaluation, any_subset),
         "by_category": by_category(cfg, test, preds),
         "seconds": round(seconds, 1),
     }
+    if any_subset is not None:
+        doc[ANY_SUBSET] = any_subset
+    return doc
 
 
 def save_predictions(path: Path, cfg: Config, test: pd.DataFrame, preds: dict[str, np.ndarray]) -> None:

@@ -72,8 +72,9 @@ def evaluate_run(
     entries, base_preds = baseline_entries(cfg, train, valid, test)
     evaluation.update(entries)
     preds.update(base_preds)
-    doc = document(cfg, table, evaluation, preds, test, source="train", seconds=time.time() - started)
-    doc[subsets.NAME] = table_any
+    doc = document(
+        cfg, table, evaluation, preds, test, source="train", seconds=time.time() - started, any_subset=table_any
+    )
     doc["run"] = str(run_dir)
     save_predictions(run_dir / "test_predictions.csv", cfg, test, preds)
     files = {"evaluation.json": work / "evaluation.json", "report.html": work / "report.html"}

@@ -1,7 +1,8 @@
-"""The evaluation as text: the table and the verdict lines that `make train` prints."""
+"""The evaluation as text: the tables and the verdict lines that `make train` prints."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,32 @@ def _span(ci: list[float]) -> str:
     return f"{ci[0]:+.4f} to {ci[1]:+.4f}"
 
 
-def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
-    """The questions every run must answer, in words, each with whether the answer is good.
+def format_any_subset(table: dict[str, Any] | None) -> str:
+    """The any-subset table, one line per subset of the inputs: the one model's test RMSLE with the
+    other groups removed, the dedicated model's, their ratio, and the per-subset range's test
+    coverage and median relative width. "" without a table (an old document, `make evaluate`)."""
+    rows = (table or {}).get("rows") or []
+    if not rows:
+        return ""
+    head = (
+        f"{'subset':<22}{'one model':>10}  {'dedicated model':<16}{'RMSLE':>8}{'ratio':>8}"
+        f"{'coverage':>10}{'width':>8}{'n':>7}"
+    )
+    lines = [f"any subset of the inputs (test; the {table['level']:.0%} range calibrated per subset)", head]
+    lines.append("-" * len(head))
+    for r in rows:
+        lines.append(
+            f"{r['subset']:<22}{_f(r.get('rmsle'), '.4f'):>10}  {r.get('ablation') or 'not trained':<16}"
+            f"{_f(r.get('ablation_rmsle'), '.4f'):>8}{_f(r.get('ratio'), '.3f'):>8}"
+            f"{_f(r.get('range_coverage'), '.3f'):>10}{_f(r.get('range_median_relative_width'), '.3f'):>8}"
+            f"{_f(r.get('n'), 'd'):>7}"
+        )
+    return "\n".join(lines)
+
+
+def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool | None]]:
+    """The questions every run must answer, in words, each with whether the answer is good (None:
+    the run could not check it, e.g. a subset whose dedicated model was not trained).
 
     A branch "helps" when the paired bootstrap interval of the RMSLE it saves lies wholly above zero,
     "hurts" when wholly below; otherwise the test split cannot tell the two models apart.
@@ -95,6 +120,51 @@ def format_checks(checks: dict[str, Any]) -> list[tuple[str, bool]]:
             f"{_f(checks.get('range_median_relative_width'), '.3f')} x the price"
         )
         out.append((text, ok))
+    out += _any_subset_lines(checks)
+    return out
+
+
+def _any_subset_lines(checks: dict[str, Any]) -> list[tuple[str, bool | None]]:
+    """Per subset of the inputs: the one model against the subset's dedicated model (the complete
+    subset is the full model itself, so no line), then the subset's range coverage."""
+    rows = checks.get("any_subset") or []
+    if not rows:
+        return []
+    level, top = checks["any_subset_level"], checks["any_subset_max_ratio"]
+    tol = checks.get("any_subset_coverage_tolerance", 0.05)
+    out: list[tuple[str, bool | None]] = []
+    for r in rows:
+        if r["ratio_ok"] is None or r.get("ablation") == "full":
+            continue
+        within = f"within {top - 1:.0%} of" if r["ratio_ok"] else f"NOT within {top - 1:.0%} of"
+        out.append(
+            (
+                f"the one model given only {r['subset']} is {within} its dedicated model: test RMSLE "
+                f"{_f(r['rmsle'], '.4f')} vs {r['ablation']} {_f(r['ablation_rmsle'], '.4f')} "
+                f"(ratio {_f(r['ratio'], '.3f')}, at most {top:.2f})",
+                bool(r["ratio_ok"]),
+            )
+        )
+    missing = checks.get("any_subset_not_checked") or []
+    if missing:
+        out.append(
+            (
+                f"not checked: the one model given only {', '.join(missing)} (no dedicated model trained; "
+                'train.ablations = "all" trains one per subset)',
+                None,
+            )
+        )
+    for r in rows:
+        ok = bool(r["range_coverage_ok"])
+        given = "every input" if r.get("ablation") == "full" else f"only {r['subset']}"
+        out.append(
+            (
+                f"the {level:.0%} range given {given} covers {_f(r['range_coverage'], '.3f')} of test prices "
+                f"({'within' if ok else 'OUTSIDE'} {level - tol:.2f}-{level + tol:.2f}); median width "
+                f"{_f(r.get('range_median_relative_width'), '.3f')} x the price",
+                ok,
+            )
+        )
     return out
 
 
@@ -146,16 +216,30 @@ def _late_fusion_line(checks: dict[str, Any]) -> tuple[str, bool]:
 
 
 def print_summary(result: dict[str, Any]) -> None:
-    """What `make train` prints at the end: where the model went and every model's test figures."""
+    """What `make train` prints at the end: where the model went, every model's test figures, the
+    any-subset table (from the exported evaluation.json, when it has one) and the verdicts."""
     evaluation = result["evaluation"]
     print(f"\nmodel exported to {result['path']}  ({result['seconds'] / 60:.1f} min)")
     report = Path(result["path"]) / "report.html"
     if report.exists():
         print(f"report: {report}")
     print(format_table(evaluation))
+    table = _any_subset_of(Path(result["path"]) / "evaluation.json")
+    if table:
+        print(format_any_subset(table))
     if "full" in evaluation:
-        for line, _ in format_checks(compute_checks(evaluation)):
-            print(line)
+        for line, ok in format_checks(compute_checks(evaluation, table)):
+            print(line if ok is not None else f"({line})")
+
+
+def _any_subset_of(path: Path) -> dict[str, Any] | None:
+    """The any-subset table of an evaluation.json; None when it has none (or cannot be read)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    table = doc.get("any_subset") if isinstance(doc, dict) else None
+    return table if isinstance(table, dict) and table.get("rows") else None
 
 
 def _f(x: Any, spec: str) -> str:
