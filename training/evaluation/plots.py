@@ -207,3 +207,63 @@ def plot_rmsle_bars(models: dict[str, Any]) -> str:
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(True, axis="x", alpha=0.3)
     return _png(fig)
+
+
+def plot_any_subset(table: dict[str, Any] | None, max_ratio: float = 1.03, tolerance: float = 0.05) -> str | None:
+    """Per subset of the inputs: the one model's test RMSLE beside its dedicated model's (left), and
+    the per-subset range's test coverage against the level +- `tolerance` band (right)."""
+    rows = (table or {}).get("rows") or []
+    if not rows:
+        return None
+    level = float(table["level"])
+    fig = Figure(figsize=(12, 0.55 * len(rows) + 2.2))
+    grid = fig.add_gridspec(1, 2, width_ratios=(3, 2), wspace=0.05)
+    ax = fig.add_subplot(grid[0])
+    cov_ax = fig.add_subplot(grid[1], sharey=ax)
+    ypos, h = np.arange(len(rows)), 0.38
+    one = [r.get("rmsle") or 0.0 for r in rows]
+    own = [r.get("ablation_rmsle") for r in rows]
+    ax.barh(ypos - h / 2, one, height=h, color=KIND_COLOURS["model"], label="one model, other inputs removed")
+    ax.barh(
+        ypos + h / 2,
+        [x or 0.0 for x in own],
+        height=h,
+        color=KIND_COLOURS["ablation"],
+        label="dedicated model (trained on the subset)",
+    )
+    for y, r in enumerate(rows):
+        ratio = r.get("ratio")
+        text = " not trained" if ratio is None else f" x{ratio:.3f}"
+        bad = ratio is not None and ratio > max_ratio + 1e-12
+        top = max(r.get("rmsle") or 0.0, r.get("ablation_rmsle") or 0.0)
+        ax.text(top, y, text, va="center", fontsize=8, color="#b71c1c" if bad else "#333")
+    ax.set_yticks(ypos, [r["subset"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(max(one), max((x or 0.0) for x in own)) * 1.22)
+    ax.set_xlabel(f"test RMSLE (ratio one / dedicated; at most {max_ratio:.2f})")
+    ax.set_title("accuracy per subset of the inputs")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    ax.grid(True, axis="x", alpha=0.3)
+    cov = [r.get("range_coverage") for r in rows]
+    ok = [c is not None and abs(c - level) <= tolerance + 1e-12 for c in cov]
+    cov_ax.axvspan(level - tolerance, level + tolerance, color="green", alpha=0.12, label="acceptance band")
+    cov_ax.axvline(level, color="black", lw=1, label=f"level {level:g}")
+    shown = [(y, c, good) for y, (c, good) in enumerate(zip(cov, ok, strict=True)) if c is not None]
+    cov_ax.scatter(
+        [c for _, c, _ in shown],
+        [y for y, _, _ in shown],
+        color=["#1e7d32" if good else "#b71c1c" for _, _, good in shown],
+        s=40,
+        zorder=3,
+    )
+    for y, c, _ in shown:
+        cov_ax.text(c, y, f"  {c:.3f}", va="center", fontsize=8)
+    cov_ax.tick_params(axis="y", labelleft=False)
+    low = min([level - 2 * tolerance, *(c for _, c, _ in shown)])
+    high = max([level + 2 * tolerance, *(c for _, c, _ in shown)])
+    cov_ax.set_xlim(max(0.0, low - 0.03), min(1.0, high + 0.05))
+    cov_ax.set_xlabel(f"test coverage of the {level:.0%} range")
+    cov_ax.set_title("range coverage per subset")
+    cov_ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    cov_ax.grid(True, axis="x", alpha=0.3)
+    return _png(fig)

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from training.evaluation.checks import SUBSET_COVERAGE_TOLERANCE, SUBSET_MAX_RATIO
 from training.evaluation.plots import (
+    plot_any_subset,
     plot_by_category,
     plot_learning_curves,
     plot_pred_vs_true,
@@ -104,6 +106,9 @@ def _category_table(by_cat: dict[str, Any], names: list[str]) -> str:
 def _checks_html(checks: dict[str, Any]) -> str:
     items = []
     for line, ok in format_checks(checks):
+        if ok is None:  # the run could not check it (e.g. an ablation not trained): neither pass nor fail
+            items.append(f"<li class='muted'>&ndash; {_e(line)}</li>")
+            continue
         items.append(f"<li class='{'ok' if ok else 'bad'}'>{'&#10003;' if ok else '&#10007;'} {_e(line)}</li>")
     return f"<ul>{''.join(items)}</ul>" if items else "<p class='muted'>(no ablations or baselines in this run)</p>"
 
@@ -141,6 +146,59 @@ def _range_html(entry: dict[str, Any] | None, currency: str) -> str:
         f"{''.join(rows)}</table><p class='muted'>Coverage: share of test prices inside the range (green: within "
         "0.05 of the level). Relative width: (high - low) / price, the same for every item as the range is "
         "multiplicative.</p>"
+    )
+
+
+def _any_subset_html(table: dict[str, Any] | None, calibration: dict[str, Any] | None) -> str:
+    """The one model on every subset of its inputs beside each subset's dedicated model, and the
+    range calibrated per subset: a chart and the table. "" without a table (old documents, `make
+    evaluate`), so the section is left out."""
+    rows = (table or {}).get("rows") or []
+    if not rows:
+        return ""
+    level = float(table["level"])
+    own = (calibration or {}).get("by_inputs") or {}
+    body = []
+    for r in rows:
+        ratio, cov = r.get("ratio"), r.get("range_coverage")
+        ratio_class = "muted" if ratio is None else "ok" if ratio <= SUBSET_MAX_RATIO + 1e-12 else "bad"
+        cov_ok = cov is not None and abs(cov - level) <= SUBSET_COVERAGE_TOLERANCE + 1e-12
+        entry = own.get(r["subset"])
+        if entry is None:
+            quantiles = "global"
+        elif level in (entry.get("too_few_rows_for") or []):
+            quantiles = "global (too few rows)"
+        else:
+            quantiles = "own"
+        full = " class='model'" if r.get("ablation") == "full" else ""
+        body.append(
+            f"<tr{full}><td class='l'>{_e(r['subset'])}</td><td>{_e(_f(r.get('rmsle'), '.4f'))}</td>"
+            f"<td class='l'>{_e(r.get('ablation') or 'not trained')}</td>"
+            f"<td>{_e(_f(r.get('ablation_rmsle'), '.4f'))}</td>"
+            f"<td class='{ratio_class}'>{_e(_f(ratio, '.3f') if ratio is not None else 'not checked')}</td>"
+            f"<td class='{'ok' if cov_ok else 'bad'}'>{_e(_f(cov, '.3f'))}</td>"
+            f"<td>{_e(_f(r.get('range_median_relative_width'), '.3f'))}</td>"
+            f"<td>{_e(r.get('calibration_rows', ''))}</td><td class='l'>{_e(quantiles)}</td>"
+            f"<td>{_e(r.get('n', ''))}</td></tr>"
+        )
+    low, high = level - SUBSET_COVERAGE_TOLERANCE, level + SUBSET_COVERAGE_TOLERANCE
+    return (
+        "<h2>Any subset of the inputs</h2>"
+        f"<p>Each row prices the test listings with the one full model given only that subset of its inputs "
+        "(the other groups removed, as a request that leaves them out), beside the model trained on that "
+        f"subset alone, and checks the {level:.0%} range calibrated for that subset: the one model should be "
+        f"within {SUBSET_MAX_RATIO - 1:.0%} of the dedicated model (ratio at most {SUBSET_MAX_RATIO:.2f}) and "
+        f"the range should cover between {low:.2f} and {high:.2f} of test prices.</p>"
+        + _img(plot_any_subset(table, SUBSET_MAX_RATIO, SUBSET_COVERAGE_TOLERANCE), "any subset of the inputs")
+        + "<table><tr><th class='l'>subset given</th><th>one model RMSLE</th><th class='l'>dedicated model</th>"
+        "<th>its RMSLE</th><th>ratio</th><th>range coverage</th><th>median relative width</th>"
+        "<th>calibration rows</th><th class='l'>quantiles</th><th>test n</th></tr>"
+        f"{''.join(body)}</table>"
+        "<p class='muted'>Test split. Ratio: the one model's RMSLE over the dedicated model's (green: at most "
+        f'{SUBSET_MAX_RATIO:.2f}; "not checked": that ablation was not trained, train.ablations = "all" '
+        "trains one per subset). Coverage: share of test prices inside the subset's range (green: within "
+        f"{SUBSET_COVERAGE_TOLERANCE:.2f} of the level). Quantiles: the subset's own, calibrated on the validation "
+        "rows that give exactly that subset, or the global range's when it has too few of them.</p>"
     )
 
 
@@ -255,6 +313,7 @@ def render_html(doc: dict[str, Any], y_true: np.ndarray, preds: dict[str, np.nda
         _img(plot_residuals(y_true, preds["full"], currency), "residuals"),
         "<h2>Price range (calibrated)</h2>",
         _range_html(models.get("full", {}).get("interval"), currency),
+        _any_subset_html(doc.get("any_subset"), (models.get("full", {}).get("interval") or {}).get("calibration")),
         _comparables_html(models.get("comparables"), y_true, preds, currency),
     ]
     if by_cat:
