@@ -172,6 +172,13 @@ def settled(driver, timeout: float = 30) -> str:
     )
 
 
+def upload_requests(driver) -> int:
+    """How many POST /v1/predict/upload the page has had answered."""
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource').filter((e) => e.name.includes('/v1/predict/upload')).length;"
+    )
+
+
 FIELDS = {
     "brand": "nike",
     "category": "shoes",
@@ -256,6 +263,55 @@ def test_page_suggests_the_same_price_as_the_api(browser, live_server, tmp_path)
         track = row.find_element(By.CSS_SELECTOR, ".bar-track")
         assert bar.size["width"] == pytest.approx(track.size["width"] * part["share"] / 2, abs=2)
         assert ("up" if part["amount"] >= 0 else "down") in bar.get_attribute("class")
+
+
+def test_page_over_an_older_card_waits_for_every_field_and_the_photo(browser, live_server, tmp_path) -> None:
+    """A card without `missing` or `max_photos`: the example values stay and every field is
+    required, nothing is sent until the photo is there; then the price follows the form with no
+    click, one photo at a time (a new one replaces it)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(live_server.url + "/")
+    assert card_read(browser) == "required"
+    assert browser.find_element(By.ID, "field-title").get_attribute("value") == "A nice item"
+    assert browser.find_element(By.ID, "field-age_months").get_attribute("required") == "true"
+    assert browser.find_elements(By.CSS_SELECTOR, "#field-brand option[value='']") == []
+    assert browser.find_element(By.ID, "status").text == "Add a photo for a suggestion."
+    set_fields(browser, FIELDS)
+    browser.find_element(By.ID, "field-age_months").clear()
+    assert browser.find_element(By.ID, "status").text == "Fill in age months and add a photo for a suggestion."
+    browser.find_element(By.ID, "field-age_months").send_keys(FIELDS["age_months"])
+    assert browser.find_element(By.ID, "add-image").text == "Add a photo"
+    assert upload_requests(browser) == 0
+
+    photo, other = tmp_path / "shoes.jpg", tmp_path / "other.png"
+    photo.write_bytes(image_bytes("JPEG", size=(80, 60), seed=26))
+    other.write_bytes(image_bytes("PNG", size=(60, 80), seed=27))
+    add_photos(browser, other)
+    assert settled(browser) == "done"
+    browser.find_element(By.ID, "field-image").send_keys(str(photo))  # replaces the first: one photo at most
+    WebDriverWait(browser, 15).until(
+        lambda d: (
+            previews_shown(d, 1)
+            and d.find_element(By.CSS_SELECTOR, "#photos-image .photo-item").get_attribute("data-file") == "shoes.jpg"
+        ),
+        "the second photo did not replace the first",
+    )
+    assert browser.find_element(By.ID, "add-image").text == "Change the photo"
+    assert settled(browser) == "done"
+    expected = upload(live_server, photo)
+    assert browser.find_element(By.ID, "price").text == f"€{expected['price']:,.2f}"
+    assert browser.find_element(By.ID, "missing").is_displayed() is False
+    assert browser.find_element(By.ID, "narrow").is_displayed() is False
+
+    # the photo removed: the answer goes, nothing is sent
+    answered = upload_requests(browser)
+    browser.find_element(By.CSS_SELECTOR, "#photos-image .remove-photo").click()
+    assert browser.find_element(By.ID, "status").text == "Add a photo for a suggestion."
+    assert browser.find_element(By.ID, "price").is_displayed() is False
+    browser.execute_script("return new Promise((resolve) => setTimeout(resolve, 600));")
+    assert upload_requests(browser) == answered
 
 
 def test_page_shows_the_error_naming_the_field(browser, live_server, tmp_path) -> None:
@@ -715,13 +771,6 @@ def test_page_shows_what_is_missing_and_what_would_narrow_the_range(browser, stu
 
 
 GROUP_HINTS = {"metadata": "the details", "text": "a description", "image": "a photo"}
-
-
-def upload_requests(driver) -> int:
-    """How many POST /v1/predict/upload the page has had answered."""
-    return driver.execute_script(
-        "return performance.getEntriesByType('resource').filter((e) => e.name.includes('/v1/predict/upload')).length;"
-    )
 
 
 def test_page_prices_an_incomplete_listing_as_it_is_filled_in(browser, subsets_server, tmp_path) -> None:
