@@ -311,7 +311,8 @@ class _Shapes:
             items.append(({self.title: "Wool scarf"}, 0))
         if images:
             items.append(({**self.without(*self.texts), images: [b64(p) for p in PHOTOS[:n]]}, n))
-            items.append(({**base, **self.nulls, **self.blanks, images: [one] * min(2, n)}, min(2, n)))
+            titled = {self.title: "Silk blouse"} if self.title else {}
+            items.append(({**base, **self.nulls, **self.blanks, **titled, images: [one] * min(2, n)}, min(2, n)))
         fields = [{k: v for k, v in it.items() if k not in (image, images)} for it, _ in items]
         expected = [missing_of(card, f, p) for f, (_, p) in zip(fields, items, strict=True)]
         self.priced(f"batch of {len(items)} with different missing inputs", 3.0, path,
