@@ -102,7 +102,9 @@ def stream(cfg: Config, df: pd.DataFrame, s: Stream) -> tf.data.Dataset:
     """A batched, prefetched tf.data pipeline over `df`, as `s` says."""
     ds = _slices(cfg, df, s)
     ds = _cached(cfg, df, ds, s) if s.cache else _streamed(cfg, df, ds, s)
-    if s.training and (s.input_dropout > 0 or s.shift is not None):
+    if s.training and s.input_dropout > 0 and cfg.train.input_dropout_copies:
+        ds = _with_copies(cfg, ds, s.input_dropout)
+    elif s.training and (s.input_dropout > 0 or s.shift is not None):
         ds = ds.map(_dropper(cfg, s.input_dropout), num_parallel_calls=tf.data.AUTOTUNE)
     if s.repeat:
         ds = ds.repeat()
@@ -230,9 +232,10 @@ def remove_group(cfg: Config, x: dict[str, tf.Tensor], group: str, drop: tf.Tens
     return x
 
 
-def _dropper(cfg: Config, rate: float):
+def _dropper(cfg: Config, rate: float, flag: bool = False):
     """Input dropout (ModDrop): each given group of an example is removed with chance `rate`, at
-    least one kept; then the target takes the wide pattern's shift, if the stream has shifts."""
+    least one kept; then the target takes the wide pattern's shift, if the stream has shifts.
+    With `flag`, the example comes with a bool saying whether a group was removed."""
     seed = cfg.train.seed
 
     def drop(x, *y):
@@ -240,11 +243,13 @@ def _dropper(cfg: Config, rate: float):
         shift = x.pop(SHIFT, None)
         given = groups_given(cfg, x)
         names = list(given)
+        removed = tf.constant(False)
         if rate > 0 and len(names) > 1:
             u = tf.random.uniform((len(names),), seed=seed)
             gone = tf.logical_and(tf.stack([given[g] for g in names]), u < rate)
             left = tf.logical_and(tf.stack([given[g] for g in names]), tf.logical_not(gone))
             gone = tf.logical_and(gone, tf.reduce_any(left))  # never all of them
+            removed = tf.reduce_any(gone)
             for i, g in enumerate(names):
                 x = remove_group(cfg, x, g, gone[i])
                 given[g] = tf.logical_and(given[g], tf.logical_not(gone[i]))
@@ -253,6 +258,26 @@ def _dropper(cfg: Config, rate: float):
             pattern = tf.where(meta & text, 0, tf.where(meta, 1, 2))
             offset = tf.where(meta | text, tf.gather(shift, pattern), 0.0)
             y = (y[0] + offset, *y[1:])
-        return (x, *y)
+        return (x, *y, removed) if flag else (x, *y)
 
     return drop
+
+
+def _with_copies(cfg: Config, ds: tf.data.Dataset, rate: float) -> tf.data.Dataset:
+    """Every example as it is, followed by a copy with input dropout when that removed a group:
+    the complete listings are learnt as without dropout, the subsets on top of them."""
+    whole, part = _dropper(cfg, 0.0, flag=True), _dropper(cfg, rate, flag=True)
+
+    def both(x, *y):
+        a, b = whole(x, *y), part(x, *y)
+        a = (*a[:-1], tf.constant(True))  # the complete example is always kept
+        return tf.nest.map_structure(lambda u, v: tf.stack([u, v]), a, b)
+
+    def kept(*example):
+        return example[-1]
+
+    def unflagged(*example):
+        return example[:-1]
+
+    ds = ds.map(both, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    return ds.filter(kept).map(unflagged)
