@@ -18,7 +18,7 @@ import pandas as pd
 
 from common.files import atomic_write_text, newest
 from training.config import UserError
-from training.data.table import image_paths, read_table, text_column
+from training.data.table import PHOTO_SEPARATOR, photo_list, read_table, text_column
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +26,39 @@ log = logging.getLogger(__name__)
 def prices(version_dir: str | Path, card: dict[str, Any], frame: pd.DataFrame, batch_size: int = 256) -> np.ndarray:
     """Prices (float64, one per row) from an exported version's serving signature.
 
-    `frame` holds the card's inputs ready for the signature: numbers, strings, and for the photo
-    the path of its file (read here, a batch at a time, and passed as the file's bytes).
+    `frame` holds the card's inputs ready for the signature: numbers, strings, and for the photos
+    their files' paths, joined by ';' (read here, a batch at a time, and passed as the files'
+    bytes: one per slot, "" in an empty one, for a card with `max_photos`; one per row otherwise).
     """
     import tensorflow as tf
 
     feats: dict[str, np.ndarray] = {}
-    image = None
+    image, slots = None, None
     for f in card["inputs"]:
         name = f["name"]
         if f["role"] == "numeric":
             feats[name] = frame[name].to_numpy(dtype="float32")
+        elif f["role"] == "image":
+            image, slots = name, f.get("max_photos")
         else:
             feats[name] = frame[name].astype(str).to_numpy(dtype=object)
-            image = name if f["role"] == "image" else image
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    ds = tf.data.Dataset.from_tensor_slices(feats)
-    if image:
-        ds = ds.map(lambda x: {**x, image: tf.io.read_file(x[image])}, num_parallel_calls=tf.data.AUTOTUNE)
-    out = [serve(**batch)["price"].numpy().reshape(-1) for batch in ds.batch(batch_size).prefetch(2)]
+    photos = frame[image].astype(str).tolist() if image else []
+    out = []
+    for start in range(0, len(frame), batch_size):
+        batch = {k: tf.constant(v[start : start + batch_size]) for k, v in feats.items()}
+        if image:
+            batch[image] = tf.constant(_photo_bytes(photos[start : start + batch_size], slots))
+        out.append(serve(**batch)["price"].numpy().reshape(-1))
     return np.concatenate(out).astype("float64") if out else np.zeros(0)
+
+
+def _photo_bytes(cells: list[str], slots: int | None) -> list:
+    """Each row's photo files as bytes: [rows, slots] padded with b"", or [rows] (one photo) without slots."""
+    rows = [[Path(p).read_bytes() for p in photo_list(cell)] for cell in cells]
+    if slots is None:
+        return [r[0] if r else b"" for r in rows]
+    return [r[:slots] + [b""] * (slots - len(r[:slots])) for r in rows]
 
 
 def card_id_column(card: dict[str, Any]) -> str:
@@ -53,7 +66,7 @@ def card_id_column(card: dict[str, Any]) -> str:
     return card.get("config", {}).get("data", {}).get("id") or "id"
 
 
-def _input(f: dict[str, Any], col: pd.Series, root: Path) -> pd.Series:
+def _input(f: dict[str, Any], col: pd.Series, root: Path, optional: bool = False) -> pd.Series:
     """One raw input column as the signature takes it; a bad value is a one-line UserError."""
     if f["role"] == "numeric":
         values = pd.to_numeric(col, errors="coerce")
@@ -62,11 +75,13 @@ def _input(f: dict[str, Any], col: pd.Series, root: Path) -> pd.Series:
             raise UserError(f"predict: column {f['name']} has non-numeric value {col[bad].iloc[0]!r}")
         return pd.Series(values.to_numpy(dtype="float32"), index=col.index)
     if f["role"] == "image":
-        full = image_paths(col, root)
-        gone = [p for p in full if not Path(p).is_file()]
+        cells = [[p if Path(p).is_absolute() else str(root / p) for p in photo_list(c)] for c in text_column(col)]
+        gone = [p for paths in cells for p in paths if not Path(p).is_file()]
         if gone:
-            raise UserError(f"predict: {len(gone)} image file(s) not found, e.g. {gone[0] or '(an empty path)'}")
-        return full
+            raise UserError(f"predict: {len(gone)} image file(s) not found, e.g. {gone[0]}")
+        if not optional and any(not paths for paths in cells):
+            raise UserError(f"predict: column {f['name']} has a row without a photo, which this model needs")
+        return pd.Series([PHOTO_SEPARATOR.join(paths) for paths in cells], index=col.index)
     return text_column(col)
 
 
@@ -80,7 +95,8 @@ def _require(card: dict[str, Any], df: pd.DataFrame, id_column: str, source: str
 
 def model_inputs(card: dict[str, Any], df: pd.DataFrame, root: Path) -> pd.DataFrame:
     """The card's inputs from a raw table (image paths relative to `root`), checked, as `prices` takes them."""
-    return pd.DataFrame({f["name"]: _input(f, df[f["name"]], root) for f in card["inputs"]}, index=df.index)
+    optional = bool(card.get("missing"))  # a model that prices incomplete listings takes a row without a photo
+    return pd.DataFrame({f["name"]: _input(f, df[f["name"]], root, optional) for f in card["inputs"]}, index=df.index)
 
 
 def _write(out: pd.DataFrame, output: Path) -> None:

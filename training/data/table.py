@@ -28,6 +28,7 @@ class Table:
     frame: pd.DataFrame
     fingerprint: dict
     dropped: dict[str, int] = field(default_factory=dict)
+    photos_left_out: dict[str, int] = field(default_factory=dict)  # missing or unreadable; beyond max_photos
 
     def part(self, split: str) -> pd.DataFrame:
         return self.frame[self.frame["__split"] == split]
@@ -120,11 +121,6 @@ def _target(col: pd.Series) -> tuple[pd.Series, pd.Series]:
     """The target as float64, and which rows have no finite positive price."""
     target = pd.to_numeric(col, errors="coerce")
     return target.astype("float64"), ~(np.isfinite(target) & (target > 0))
-
-
-def image_paths(paths: pd.Series, root: Path) -> pd.Series:
-    """Image paths made absolute against `root` (an empty path stays empty)."""
-    return text_column(paths).map(lambda p: str(p if Path(p).is_absolute() else root / p) if p else "")
 
 
 PHOTO_SEPARATOR = ";"
@@ -220,8 +216,9 @@ def load_table(cfg: Config, check_images: bool = True, require_target: bool = Tr
     if d.image:
         df[d.image], bad_photos, extra = _images(cfg, raw[d.image], check_images)
         _left_out_photos(cfg, bad_photos, extra)
+        left_out = {"bad_photo": bad_photos, "over_max_photos": extra}
     df["__split"] = _split(cfg, raw, df)
     df = _drop_bad(cfg, df, keep, dropped)
     if require_target and df["__split"].eq("train").sum() == 0:
         raise UserError("data: the train split is empty")
-    return Table(df, fingerprint(cfg.table_path(), len(df), len(raw)), dropped)
+    return Table(df, fingerprint(cfg.table_path(), len(df), len(raw)), dropped, left_out if d.image else {})

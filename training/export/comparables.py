@@ -30,6 +30,7 @@ import pandas as pd
 from common.files import sha256_file
 from common.neighbours import HNSW_EF_SEARCH
 from training.config import Config
+from training.data.table import photo_list
 from training.evaluation.comparables import Comparables
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _thumbnails(cfg: Config, stored: pd.DataFrame, folder: Path) -> dict[str, An
     cap = int(c.thumbnail_max_mb * 1024 * 1024)
     offsets = np.zeros(len(stored) + 1, dtype=np.int64)
     total, made, started = 0, 0, time.time()
-    paths = stored[image].astype(str).tolist()
+    paths = [next(iter(photo_list(cell)), "") for cell in stored[image].astype(str)]  # the first photo
     with open(folder / "thumbnails.bin", "wb") as out:
         for i, path in enumerate(paths):
             jpeg = thumbnail(path, c.thumbnail_size) if path and total < cap else None

@@ -18,6 +18,7 @@ import pandas as pd
 
 from common.card import MODALITY_OF_ROLE
 from training.config import Config
+from training.data.table import photo_list
 
 IMAGE_SAMPLE = 256  # training photos averaged into the neutral photo
 METHOD = (
@@ -75,7 +76,8 @@ def explain_card(cfg: Config, train: pd.DataFrame) -> dict[str, Any]:
     block: dict[str, Any] = {"method": METHOD, "baseline": baseline}
     if d.image:
         size = cfg.model.image_size
-        png = mean_photo(train[d.image].astype(str).tolist(), size, seed=cfg.train.seed)
+        firsts = [photos[0] for photos in map(photo_list, train[d.image].astype(str)) if photos]
+        png = mean_photo(firsts, size, seed=cfg.train.seed)
         baseline[d.image] = base64.b64encode(png).decode("ascii")
         block["image_format"] = "png, base64"
         block["image_size"] = [size, size]
