@@ -107,7 +107,8 @@ def test_histories_and_checks_are_recorded(run):
 def test_report_html_is_self_contained_with_every_plot(run):
     html = run["html"]
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
-    assert len(images) == 6  # bars, predicted vs true, residuals, comparables, by category, learning curves
+    # bars, predicted vs true, residuals, comparables, any subset, by category, learning curves
+    assert len(images) == 7 and "Any subset of the inputs" in html
     for b64 in images:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "nothing to plot" not in html

@@ -18,11 +18,14 @@ from training.model.serving import serving_model
 
 
 def _raw_batch(cfg, df: pd.DataFrame) -> dict[str, tf.Tensor]:
-    """What a request holds: strings, float32 numbers and the encoded image file bytes."""
+    """What a request holds: strings, float32 numbers and the encoded photos' bytes, one per slot ("" empty)."""
+    from training.data.dataset import photo_slots
+
     d = cfg.data
     batch = {c: tf.constant(df[c].astype(str).tolist()) for c in [*d.categorical, *d.text]}
     batch.update({c: tf.constant(df[c].to_numpy(dtype="float32")) for c in d.numeric})
-    batch[d.image] = tf.constant([Path(p).read_bytes() for p in df[d.image]])
+    slots = photo_slots(cfg, df[d.image].to_numpy(dtype=object)).tolist()
+    batch[d.image] = tf.constant([[Path(p).read_bytes() if p else b"" for p in row] for row in slots])
     return batch
 
 
@@ -171,7 +174,7 @@ def test_the_pretrained_encoder_is_served_with_the_features_it_was_trained_on(ti
     image = next(f for f in card["inputs"] if f["role"] == "image")
     assert image["encoder"] == "efficientnet_lite0" and image["image_size"] == [64, 64]
     assert card["training"]["photo_features"]["photos"] == len(load_table(cfg).frame)
-    assert result["model"].input[cfg.data.image].shape[1:] == (1280,)  # fed features, not pixels
+    assert result["model"].input[cfg.data.image].shape[1:] == (4, 1280)  # fed features, not pixels
     table = load_table(cfg)
     attach_photo_features(cfg, table, tmp_path / "features")
     test = table.part("test").head(16)
@@ -190,3 +193,41 @@ def test_the_scratch_encoder_is_served_with_the_pixels_it_was_trained_on(tiny_tr
     trained_on = np.exp(predict_log(result["model"], cfg, test))
     served = tf.saved_model.load(str(result["path"])).signatures["serving_default"](**_raw_batch(cfg, test))["price"]
     np.testing.assert_allclose(served.numpy(), trained_on, rtol=1e-5)
+
+
+def test_every_subset_of_inputs_is_served_as_the_training_model_prices_it(tiny_trained):
+    """Parity with inputs missing: a frame with groups removed (training's `without`) through the
+    training model, and the same listings sent raw ("" / NaN / empty photo slots) to the SavedModel."""
+    from training.data.subsets import subsets, without
+    from training.evaluation.scoring import predict_log
+
+    cfg, result = tiny_trained["config"], tiny_trained["result"]
+    test = load_table(cfg).part("test").head(12)
+    serve = tf.saved_model.load(str(result["path"])).signatures["serving_default"]
+    prices = {}
+    for keep in subsets(cfg):
+        frame = without(cfg, test, keep)
+        trained_on = np.exp(predict_log(result["model"], cfg, frame))
+        served = serve(**_raw_batch(cfg, frame))["price"].numpy()
+        np.testing.assert_allclose(served, trained_on, rtol=1e-5)
+        prices[keep] = served
+    assert len(prices) == 7
+    assert not np.allclose(prices[("metadata",)], prices[("text",)])  # each subset is priced on its own inputs
+
+
+def test_several_photos_are_pooled_the_same_in_training_and_serving(tiny_trained):
+    """Two or three photos per listing: the pipeline's slots and mask, and the SavedModel's strings."""
+    from training.evaluation.scoring import predict_log
+
+    cfg, result = tiny_trained["config"], tiny_trained["result"]
+    test = load_table(cfg).part("test").head(6).copy()
+    others = test["image"].tolist()[::-1]
+    test["image"] = [
+        ";".join([a, b] + ([a] if i % 2 else [])) for i, (a, b) in enumerate(zip(test["image"], others, strict=True))
+    ]
+    trained_on = np.exp(predict_log(result["model"], cfg, test))
+    serve = tf.saved_model.load(str(result["path"])).signatures["serving_default"]
+    served = serve(**_raw_batch(cfg, test))["price"].numpy()
+    np.testing.assert_allclose(served, trained_on, rtol=1e-5)
+    one = serve(**_raw_batch(cfg, test.assign(image=[c.split(";")[0] for c in test["image"]])))["price"].numpy()
+    assert not np.allclose(one, served)  # the second photo counts

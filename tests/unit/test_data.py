@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -33,7 +34,7 @@ def test_clean_table_loads_with_a_stable_split(table, tmp_path):
     assert list(hash_split(pd.Series(["1", "2", "3"]))) == list(hash_split(pd.Series([1, 2, 3])))
 
 
-def test_bad_targets_and_images_are_counted_and_skipped(table, tmp_path):
+def test_bad_targets_are_skipped_and_bad_photos_left_out_with_the_row_kept(table, tmp_path):
     path, df = table
     df["price"] = df["price"].astype(object)  # pandas 3 refuses a string in a float column
     df.loc[0, "price"] = -3
@@ -45,8 +46,11 @@ def test_bad_targets_and_images_are_counted_and_skipped(table, tmp_path):
     df.loc[4, "image"] = str(broken)
     df.to_csv(path, index=False)
     t = _load(path, tmp_path)
-    assert t.dropped == {"bad_target": 3, "bad_image": 2}
-    assert len(t.frame) == len(df) - 5
+    assert t.dropped == {"bad_target": 3}
+    assert t.photos_left_out == {"bad_photo": 2, "over_max_photos": 0}
+    assert len(t.frame) == len(df) - 3
+    by_id = t.frame.set_index("id")["image"]
+    assert by_id[str(df.loc[3, "id"])] == "" and by_id[str(df.loc[4, "id"])] == ""  # kept, without a photo
 
 
 def test_bad_rows_fail_when_the_config_says_so(table, tmp_path):
@@ -93,3 +97,83 @@ def test_read_table_names_who_asked(tmp_path):
     (tmp_path / "empty.csv").write_bytes(b"")
     with pytest.raises(UserError, match=r"^data: cannot read .*empty.csv: "):
         read_table(tmp_path / "empty.csv")
+
+
+def test_a_cell_holds_several_photos_up_to_max_photos(table, tmp_path):
+    path, df = table
+    first, second = df.loc[0, "image"], df.loc[1, "image"]
+    df.loc[0, "image"] = f"{first}; {second}"
+    df.loc[1, "image"] = ";".join([first] * 5)  # one more than model.max_photos = 4
+    df.loc[2, "image"] = None  # no photo at all: kept
+    df.to_csv(path, index=False)
+    t = _load(path, tmp_path)
+    by_id = t.frame.set_index("id")["image"]
+    assert by_id[str(df.loc[0, "id"])] == f"{first};{second}"
+    assert by_id[str(df.loc[1, "id"])].split(";") == [first] * 4
+    assert by_id[str(df.loc[2, "id"])] == ""
+    assert t.photos_left_out == {"bad_photo": 0, "over_max_photos": 1}
+    assert len(t.frame) == len(df)
+
+
+def test_the_stream_feeds_photo_slots_and_a_mask(table, tmp_path):
+    from training.data.dataset import PHOTO_MASK, raw_features
+
+    path, df = table
+    first, second = df.loc[0, "image"], df.loc[1, "image"]
+    df.loc[0, "image"] = f"{first};{second}"
+    df.loc[1, "image"] = ""
+    df.to_csv(path, index=False)
+    cfg = tiny_config(path, tmp_path / "models")
+    t = load_table(cfg)
+    feats = raw_features(cfg, t.frame.head(3))
+    assert feats["image"].shape == (3, 4) and feats[PHOTO_MASK].shape == (3, 4)
+    assert feats["image"][0].tolist() == [first, second, "", ""]
+    assert feats[PHOTO_MASK].tolist()[:2] == [[1, 1, 0, 0], [0, 0, 0, 0]]
+
+
+def test_input_dropout_removes_whole_groups_and_never_all(tmp_path):
+    import tensorflow as tf
+
+    from training.data.dataset import PHOTO_MASK, _dropper, groups_given
+
+    cfg = tiny_config(tmp_path / "items.csv", tmp_path / "models")
+    x = {
+        "brand": tf.constant("Zara"),
+        "category": tf.constant("dress"),
+        "condition": tf.constant("good"),
+        "size": tf.constant("M"),
+        "colour": tf.constant("red"),
+        "age_months": tf.constant(3.0),
+        "title": tf.constant("red dress"),
+        "description": tf.constant("nice"),
+        "image": tf.zeros((4, 8, 8, 3), tf.uint8),
+        PHOTO_MASK: tf.constant([1.0, 0.0, 0.0, 0.0]),
+    }
+    drop = _dropper(cfg, 0.6)
+    seen = set()
+    for _ in range(200):
+        out, _y = drop(x, tf.constant(1.0))
+        given = {g: bool(v.numpy()) for g, v in groups_given(cfg, out).items()}
+        assert any(given.values())  # never every group
+        if not given["metadata"]:  # a group goes as a whole
+            assert all(out[c].numpy() == b"" for c in ("brand", "category", "condition", "size", "colour"))
+            assert np.isnan(out["age_months"].numpy())
+        seen.add(tuple(sorted(g for g, v in given.items() if v)))
+    assert len(seen) >= 6  # every subset but the empty one shows up
+
+
+def test_input_dropout_copies_keep_every_complete_row_and_add_incomplete_ones(table, tmp_path):
+    from training.data.dataset import make_dataset
+    from training.data.subsets import given
+
+    path, _ = table
+    cfg = tiny_config(path, tmp_path / "models")
+    train = load_table(cfg).part("train")
+    cols = [c for c in cfg.feature_columns() if c != "image"]
+    ds = make_dataset(cfg, train, training=True, columns=cols, input_dropout=0.3, batch_size=10_000)
+    x, y = next(iter(ds))
+    rows = pd.DataFrame({c: x[c].numpy().astype(str) if x[c].dtype == "string" else x[c].numpy() for c in cols})
+    complete = given(cfg, rows.assign(image=""))[["metadata", "text"]].all(axis=1)
+    assert complete.sum() == len(train)  # every row once as it is
+    assert 0.2 * len(train) < (~complete).sum() < 0.8 * len(train)  # and about 1 - 0.7^2 of them again, incomplete
+    assert len(y) == len(rows)

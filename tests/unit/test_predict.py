@@ -97,7 +97,8 @@ def test_card_id_column_defaults_to_id():
     [
         (lambda df: df.drop(columns=["brand"]), "column(s) brand missing from"),
         (lambda df: df.assign(age=["old", 1, 2]), "column age has non-numeric value 'old'"),
-        (lambda df: df.assign(photo=["img/0.jpg", "img/nope.jpg", None]), "2 image file(s) not found"),
+        (lambda df: df.assign(photo=["img/0.jpg", "img/nope.jpg", None]), "1 image file(s) not found"),
+        (lambda df: df.assign(photo=["img/0.jpg", "img/0.jpg", None]), "a row without a photo, which this model needs"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(toy_models, table, tmp_path, spoil, message):

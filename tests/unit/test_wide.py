@@ -12,11 +12,7 @@ from training.model.head import build_model
 
 
 def test_ridge_warm_start_beats_the_mean_and_freezes_the_wide_layers(tiny_dataset, tmp_path):
-    cfg = tiny_config(tiny_dataset, tmp_path)
-    table = load_table(cfg)
-    train, valid = table.part("train"), table.part("valid")
-    model = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
-    chosen = init_wide_from_ridge(model, cfg, train, valid)
+    cfg, train, valid, model, chosen = _solved(tiny_dataset, tmp_path)
     y = np.log(valid["price"].to_numpy())
     mean_rmsle = float(np.sqrt(np.mean((y - np.log(train["price"]).mean()) ** 2)))
     assert chosen["valid_log_rmse"] < 0.8 * mean_rmsle
@@ -46,7 +42,7 @@ def test_blend_passes_the_deep_estimate_while_training_and_blends_in_inference()
     assert clone.initial_weight == 0.25
 
 
-def test_blended_model_puts_the_ridge_intercept_in_the_blend_and_trains_on_the_price(tiny_dataset, tmp_path):
+def test_blended_model_puts_the_ridge_intercepts_in_the_wide_path_and_trains_on_the_price(tiny_dataset, tmp_path):
     """With model.blend > 0 the deep network learns the whole price: no out-of-fold shift."""
     cfg = tiny_config(tiny_dataset, tmp_path)
     cfg.model.blend, cfg.model.fusion = 0.4, "sum"
@@ -54,14 +50,41 @@ def test_blended_model_puts_the_ridge_intercept_in_the_blend_and_trains_on_the_p
     train, valid = table.part("train"), table.part("valid")
     model = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
     chosen = init_wide_from_ridge(model, cfg, train, valid)
-    assert np.all(chosen["train_shift"] == 0)
-    blend = model.get_layer("log_price")
-    assert abs(float(blend.intercept.numpy())) > 1.0 and abs(float(blend.deep_weight.numpy()) - 0.4) < 1e-6
+    assert chosen["train_shift"] is None
+    intercepts = model.get_layer("subset_wide").intercepts.numpy()  # metadata + text, metadata, text, neither
+    assert np.all(np.abs(intercepts) > 1.0) and len(set(np.round(intercepts, 4))) == 4
+    assert abs(intercepts[3] - np.log(train["price"]).mean()) < 1e-4
+    np.testing.assert_allclose(model.get_layer("log_price").deep_weights.numpy(), 0.4, atol=1e-6)
     assert model.get_layer("fusion").__class__.__name__ == "Add"
 
 
+def test_each_pattern_of_given_groups_gets_its_own_ridge(tiny_dataset, tmp_path):
+    """The metadata alone and the text alone have Ridge terms of their own, solved without the other
+    group: a listing without its text is priced by the metadata's own Ridge."""
+    from training.data.subsets import without
+    from training.evaluation.scoring import predict_log
+
+    cfg, train, valid, model, chosen = _solved(tiny_dataset, tmp_path)
+    assert chosen["train_shift"].shape == (len(train), 3)
+    meta = model.get_layer("metadata_encoder")
+    full, alone = (meta.get_layer(f"condition_{s}").get_weights()[0] for s in ("wide", "wide_alone"))
+    assert not np.allclose(full, alone)  # without the text, the categories carry more of the price
+    y = np.log(valid["price"].to_numpy())
+    no_text = predict_log(model, cfg, without(cfg, valid, ("metadata",)))  # the untrained deep part adds ~0
+    assert abs(float(np.sqrt(np.mean((no_text - y) ** 2))) - chosen["metadata_alone_valid_log_rmse"]) < 0.05
+    assert chosen["metadata_alone_valid_log_rmse"] < 0.9 * float(np.sqrt(np.mean((y - y.mean()) ** 2)))
+
+
+def _solved(tiny_dataset, tmp_path):
+    """The tiny config's metadata + text model with its Ridge solved: (cfg, train, valid, model, chosen)."""
+    cfg = tiny_config(tiny_dataset, tmp_path)
+    table = load_table(cfg)
+    train, valid = table.part("train"), table.part("valid")
+    model = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
+    return cfg, train, valid, model, init_wide_from_ridge(model, cfg, train, valid)
+
+
 def test_blend_weight_chosen_on_valid_is_never_worse_than_either_estimate(tiny_dataset, tmp_path):
-    from training.data.dataset import make_dataset
     from training.fit.wide import fit_blend
 
     cfg = tiny_config(tiny_dataset, tmp_path)
@@ -70,10 +93,12 @@ def test_blend_weight_chosen_on_valid_is_never_worse_than_either_estimate(tiny_d
     train, valid = table.part("train"), table.part("valid")
     model = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
     init_wide_from_ridge(model, cfg, train, valid)
-    chosen = fit_blend(model, make_dataset(cfg, valid, training=False, columns=list(model.input)))
+    chosen = fit_blend(model, cfg, valid)
     assert 0.0 <= chosen["deep_weight"] <= 1.0
     assert chosen["valid_log_rmse_blend"] <= min(chosen["valid_log_rmse_wide"], chosen["valid_log_rmse_deep"]) + 1e-6
-    assert abs(float(model.get_layer("log_price").deep_weight.numpy()) - chosen["deep_weight"]) < 1e-4
+    weights = model.get_layer("log_price").deep_weights.numpy()
+    assert abs(float(weights[6]) - chosen["deep_weight"]) < 1e-4  # metadata + text: 4 + 2
+    assert set(chosen["deep_weight_by_subset"]) == {"metadata+text", "metadata", "text"}
 
 
 def test_members_train_on_their_own_error_and_average_in_inference(tiny_dataset, tmp_path):
@@ -90,10 +115,13 @@ def test_members_train_on_their_own_error_and_average_in_inference(tiny_dataset,
     table = load_table(cfg)
     train = table.part("train")
     model = build_model(cfg, fit_preprocessing(cfg, train))
-    x = {c: train[c].to_numpy() for c in model.input if c != cfg.data.image}
+    from training.data.dataset import PHOTO_MASK
+
+    x = {c: train[c].to_numpy() for c in model.input if c not in (cfg.data.image, PHOTO_MASK)}
     if cfg.data.image:
-        s = cfg.model.image_size
-        x[cfg.data.image] = np.random.default_rng(0).integers(0, 255, (len(train), s, s, 3), dtype="uint8")
+        s, p = cfg.model.image_size, cfg.model.max_photos
+        x[cfg.data.image] = np.random.default_rng(0).integers(0, 255, (len(train), p, s, s, 3), dtype="uint8")
+        x[PHOTO_MASK] = np.ones((len(train), p), "float32")
     x = {c: v[:8] for c, v in x.items()}
     members = np.asarray(model(x, training=True))
     assert members.shape == (8, 3) and np.std(members, axis=1).mean() > 1e-4  # different initialisations
