@@ -25,6 +25,7 @@ from tests.support.service_testkit import (
     image_bytes,
     install_version,
     make_settings,
+    signature_feeds,
     wait_ready,
     with_blocks,
 )
@@ -265,9 +266,5 @@ def test_trained_model_answers_with_its_calibrated_range_and_contributions(tiny_
         assert set(answer["contributions"]) == {"metadata", "text", "image"}
         assert sum(p["share"] for p in answer["contributions"].values()) == pytest.approx(1.0, abs=1e-3)
         rows = [raw, {**raw, "image": neutral_image}]
-        feeds = {
-            n: tf.constant([r[n] for r in rows], dtype=tf.float32 if roles[n] == "numeric" else tf.string)
-            for n in roles
-        }
-        price, without_photo = (float(p) for p in signature(**feeds)["price"].numpy())
+        price, without_photo = (float(p) for p in signature(**signature_feeds(card, rows))["price"].numpy())
         assert answer["contributions"]["image"]["amount"] == pytest.approx(price - without_photo, abs=0.011)

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.main import create_app
-from tests.support.service_testkit import make_settings, wait_ready
+from tests.support.service_testkit import image_bytes, make_settings, signature_feeds, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -50,11 +50,7 @@ def expected(tiny_model_dir: Path, rows: list[dict[str, Any]], card: dict[str, A
     import tensorflow as tf
 
     signature = tf.saved_model.load(str(tiny_model_dir / "1")).signatures[card["signature"]]
-    feeds = {
-        i["name"]: tf.constant([r[i["name"]] for r in rows], dtype=tf.float32 if i["role"] == "numeric" else tf.string)
-        for i in card["inputs"]
-    }
-    return [round(float(p), 2) for p in signature(**feeds)[card["output"]].numpy()]
+    return [round(float(p), 2) for p in signature(**signature_feeds(card, rows))[card["output"]].numpy()]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +76,11 @@ def test_trained_model_parity_on_json_upload_and_batch(trained_client, rows, exp
             "model_version": "1",
             "warnings": [],
         }
-        assert set(body) == {"price", "currency", "model_version", "warnings", "range", "contributions", "comparables"}
+        assert set(body) == {
+            "price", "currency", "model_version", "warnings", "missing", "range", "range_if_given", "contributions",
+            "comparables",
+        }  # fmt: skip
+        assert body["missing"] == [] and body["range_if_given"] == []
         fields = {k: str(v) for k, v in row.items() if not isinstance(v, bytes)}
         files = {k: ("photo.jpg", v, "image/jpeg") for k, v in row.items() if isinstance(v, bytes)}
         upload = trained_client.post("/v1/predict/upload", data=fields, files=files)
@@ -96,7 +96,8 @@ def test_trained_model_card_and_schema_are_served(trained_client, card) -> None:
     assert served["name"] == card["name"] and served["created"] == card["created"]
     assert [i["name"] for i in served["inputs"]] == [i["name"] for i in card["inputs"]]
     schema = trained_client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]
-    assert set(schema["required"]) == {i["name"] for i in card["inputs"]}
+    assert card["missing"] and "required" not in schema  # the pipeline's card: every input optional
+    assert list(schema["properties"]) == [*(i["name"] for i in card["inputs"]), "images"]
     example = trained_client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["requestBody"]["content"][
         "application/json"
     ]["examples"]["item"]["value"]
@@ -110,3 +111,113 @@ def test_trained_model_warns_on_an_unseen_brand(trained_client, rows) -> None:
     assert response.json()["warnings"] == [
         "brand: 'no such brand' is not a value the model was trained on; it is treated as unknown"
     ]
+
+
+@pytest.fixture(scope="module")
+def signature(tiny_model_dir: Path, card: dict[str, Any]):
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(tiny_model_dir / "1")).signatures[card["signature"]]
+
+
+def direct(signature, card: dict[str, Any], rows: list[dict[str, Any]]) -> list[float]:
+    return [round(float(p), 2) for p in signature(**signature_feeds(card, rows))[card["output"]].numpy()]
+
+
+def left_out(row: dict[str, Any], card: dict[str, Any], groups: tuple[str, ...]) -> tuple[dict[str, Any], dict]:
+    """``row`` without the inputs of ``groups``: the request (those fields absent) and the model's
+    row (as the contract sends them: "" / NaN / no photo)."""
+    names = {n for g in groups for n in card["missing"]["groups"].get(g, [])}
+    roles = {i["name"]: i["role"] for i in card["inputs"]}
+    request = {k: v for k, v in row.items() if k not in names}
+    model = {
+        k: ([] if roles[k] == "image" else None if roles[k] == "numeric" else "") if k in names else v
+        for k, v in row.items()
+    }
+    return request, model
+
+
+LEFT_OUT = [(), ("image",), ("text",), ("metadata",), ("metadata", "text"), ("text", "image"), ("metadata", "image")]
+
+
+@pytest.mark.parametrize("groups", LEFT_OUT, ids=["+".join(g) or "complete" for g in LEFT_OUT])
+def test_trained_model_prices_incomplete_listings_like_its_savedmodel(
+    trained_client, signature, rows, card, groups
+) -> None:
+    requests, models = zip(*(left_out(row, card, groups) for row in rows[:4]), strict=True)
+    want = direct(signature, card, list(models))
+    missing = [i["name"] for i in card["inputs"] if i["name"] not in requests[0]]
+    for request, price in zip(requests, want, strict=True):
+        body = trained_client.post("/v1/predict", json=as_json(request)).json()
+        assert body["price"] == price and body["missing"] == missing
+        assert [g for g, part in body["contributions"].items() if part == "missing"] == list(
+            g for g in ("metadata", "text", "image") if g in groups
+        )
+        assert sorted(e["group"] for e in body["range_if_given"]) == sorted(groups)
+        fields = {k: str(v) for k, v in request.items() if not isinstance(v, bytes)}
+        files = [(k, ("photo.jpg", v, "image/jpeg")) for k, v in request.items() if isinstance(v, bytes)]
+        upload = trained_client.post("/v1/predict/upload", data=fields, files=files or None)
+        assert upload.status_code == 200, upload.text
+        assert upload.json()["price"] == price and upload.json()["missing"] == missing
+    batch = trained_client.post("/v1/predict/batch", json={"items": [as_json(r) for r in requests]}).json()
+    assert [p["price"] for p in batch["predictions"]] == want
+
+
+def test_trained_model_prices_several_photos_alike_through_json_and_multipart(
+    trained_client, signature, rows, card
+) -> None:
+    photos = [rows[0]["image"], rows[1]["image"], image_bytes("PNG", seed=3)]
+    want = direct(signature, card, [{**rows[0], "image": photos[:n]} for n in (1, 2, 3)])
+    assert len(set(want)) > 1  # the photos the model pools move its price
+    meta = {k: v for k, v in rows[0].items() if k != "image"}
+    for n, price in zip((1, 2, 3), want, strict=True):
+        body = {**meta, "images": [base64.b64encode(p).decode() for p in photos[:n]]}
+        assert trained_client.post("/v1/predict", json=body).json()["price"] == price
+        files = [("image", (f"p{i}.jpg", p, "image/jpeg")) for i, p in enumerate(photos[:n])]
+        fields = {k: str(v) for k, v in meta.items()}
+        assert trained_client.post("/v1/predict/upload", data=fields, files=files).json()["price"] == price
+
+
+@pytest.fixture(scope="module")
+def one_photo_dir(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model trained with ``model.max_photos = 1`` (the older `[batch]` photo argument),
+    its card stripped of `missing`, `interval.by_inputs` and `max_photos`: a card from before."""
+    from harness.models import tiny_sets
+    from tests.support.tiny import SYNTHETIC_CONFIG, train_in
+    from training.config import load
+
+    work = tmp_path_factory.mktemp("one_photo")
+    sets = [
+        *tiny_sets(tiny_dataset, work / "models", "tiny", ablations="none", epochs=1),
+        "model.max_photos=1",
+        "comparables.enabled=false",
+    ]
+    folder = Path(train_in(work, load(SYNTHETIC_CONFIG, sets))["path"])
+    card = json.loads((folder / "model_card.json").read_text())
+    card.pop("missing", None)
+    card.get("interval", {}).pop("by_inputs", None)
+    for entry in card["inputs"]:
+        entry.pop("max_photos", None)
+    (folder / "model_card.json").write_text(json.dumps(card))
+    return folder.parent
+
+
+def test_an_older_card_over_the_one_photo_signature_requires_every_input(one_photo_dir, rows) -> None:
+    import tensorflow as tf
+
+    card = json.loads((one_photo_dir / "1" / "model_card.json").read_text())
+    signature = tf.saved_model.load(str(one_photo_dir / "1")).signatures[card["signature"]]
+    assert signature.structured_input_signature[1]["image"].shape.as_list() == [None]
+    want = direct(signature, card, rows[:3])
+    with TestClient(create_app(make_settings(one_photo_dir))) as client:
+        wait_ready(client)
+        for row, price in zip(rows[:3], want, strict=True):
+            body = client.post("/v1/predict", json=as_json(row)).json()
+            assert body["price"] == price and body["missing"] == [] and body["range_if_given"] == []
+        no_photo = client.post("/v1/predict", json=as_json({k: v for k, v in rows[0].items() if k != "image"}))
+        assert no_photo.status_code == 422 and no_photo.json()["detail"] == "image: field required"
+        no_brand = client.post("/v1/predict", json=as_json({**rows[0], "brand": None}))
+        assert no_brand.status_code == 422 and no_brand.json()["detail"] == "brand: must be a string"
+        several = client.post("/v1/predict", json={**as_json(rows[0]), "images": [as_json(rows[0])["image"]]})
+        assert several.status_code == 422 and several.json()["detail"].startswith("images: unknown field")
+        assert client.get("/v1/model").json()["served"]["optional_inputs"] is False

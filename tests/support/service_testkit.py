@@ -33,7 +33,7 @@ from service.settings import Settings
 __all__ = [
     "BY_INPUTS", "DEFAULT_INPUTS", "EXPLAIN_BLOCK", "GOOD_ITEM", "INTERVAL_BLOCK", "MYNTRA_INPUTS", "NEUTRAL",
     "RANGE_QUANTILES", "SUBSET_INTERVAL_BLOCK", "LiveServer", "build_model", "edit_card", "grey_png", "image_bytes",
-    "install_version", "make_settings", "missing_block", "wait_ready", "wait_until", "with_blocks",
+    "install_version", "make_settings", "missing_block", "signature_feeds", "wait_ready", "wait_until", "with_blocks",
 ]  # fmt: skip
 
 DEFAULT_INPUTS: list[dict[str, Any]] = [
@@ -249,6 +249,24 @@ def missing_block(inputs: list[dict[str, Any]]) -> dict[str, Any]:
         "groups": {g: groups[g] for g in ("metadata", "text", "image") if g in groups},
         "input_dropout": 0.15,
     }
+
+
+def signature_feeds(card: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A SavedModel's feeds for raw rows by the card: numbers as float32 (None: NaN), strings; the
+    photos (bytes, or a list of bytes) as ``[batch, max_photos]`` padded with "" when the card's
+    image input has ``max_photos``, else ``[batch]``."""
+    feeds = {}
+    for spec in card["inputs"]:
+        name, values = spec["name"], [row[spec["name"]] for row in rows]
+        if spec["role"] == "numeric":
+            feeds[name] = tf.constant([np.nan if v is None else v for v in values], dtype=tf.float32)
+        elif spec["role"] == "image" and spec.get("max_photos"):
+            slots = spec["max_photos"]
+            photos = [[v] if isinstance(v, bytes) else list(v) for v in values]
+            feeds[name] = tf.constant([p + [b""] * (slots - len(p)) for p in photos], dtype=tf.string)
+        else:
+            feeds[name] = tf.constant(values, dtype=tf.string)
+    return feeds
 
 
 def install_version(
