@@ -77,3 +77,11 @@ def given_index(cfg: Config, df: pd.DataFrame) -> np.ndarray:
 def index_name(index: int) -> str:
     """SubsetBlend's index -> the subset's name ("" for none)."""
     return subset_name([g for g, bit in zip(MODALITIES, (4, 2, 1), strict=True) if index & bit])
+
+
+def group_columns(cfg: Config, group: str) -> list[str]:
+    """The columns of one input group."""
+    d = cfg.data
+    return {"metadata": [*d.categorical, *d.numeric], "text": list(d.text), "image": [d.image] if d.image else []}[
+        group
+    ]

@@ -27,6 +27,7 @@ import pandas as pd
 from common.files import atomic_write_text
 from training.config import Config
 from training.data.dataset import make_dataset
+from training.data.subsets import given, group_columns
 from training.features.photo import frozen_features
 from training.features.preprocessing import Preprocessing
 from training.fit import distributed
@@ -180,7 +181,8 @@ def fit(
     dropout = t.input_dropout if label == "full" else 0.0
     if cl.kind != "default":
         log.info("event=replica_start task=%s weights=%s", cl.label, distributed.fingerprint(model.get_weights()))
-    steps = math.ceil(len(train) / t.batch_size)  # global batch: the same steps whatever the workers
+    examples = len(train) + (expected_copies(cfg, train, dropout, list(model.input)) if t.input_dropout_copies else 0)
+    steps = math.ceil(examples / t.batch_size)  # global batch: the same steps whatever the workers
     with cl.strategy.scope():
         compile_model(cfg, model, steps)
     cols = list(model.input)
@@ -223,7 +225,7 @@ def fit(
         )
         valid_ds = make_dataset(cfg, valid, training=False, **args, cache=_cache(cfg, cols, cache, "valid"))
     (own / "checkpoints").mkdir(exist_ok=True)
-    throughput = Throughput(steps * t.batch_size if multi else len(train))
+    throughput = Throughput(steps * t.batch_size if multi else examples)
     callbacks = [  # the history row first: an epoch that is backed up is always in history.csv
         keras.callbacks.CSVLogger(str(own / "history.csv"), append=True),
         WorkerBackupAndRestore(str(run_dir / "backup"), writer=cl.is_chief),
@@ -265,6 +267,18 @@ def fit(
         if chosen is not None:
             history["blend"] = chosen
     return model, history
+
+
+def expected_copies(cfg: Config, train: pd.DataFrame, rate: float, cols: list[str]) -> int:
+    """How many incomplete copies input dropout adds to an epoch, in expectation: a row giving k of
+    the model's groups gets one unless its draw removes none or all of them, 1 - (1-p)^k - p^k."""
+    if rate <= 0:
+        return 0
+    g = given(cfg, train)
+    groups = [x for x in ("metadata", "text", "image") if any(c in cols for c in group_columns(cfg, x))]
+    k = g[groups].sum(axis=1).to_numpy()
+    chance = np.where(k > 1, 1 - (1 - rate) ** k - rate**k, 0.0)
+    return int(round(float(chance.sum())))
 
 
 def _plain_copy(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...], trained: keras.Model) -> keras.Model:

@@ -26,7 +26,7 @@ from sklearn.model_selection import KFold
 
 from training.config import Config
 from training.data.dataset import make_dataset
-from training.data.subsets import given_index, index_name, subsets, without
+from training.data.subsets import given_index, group_columns, index_name, subsets, without
 from training.model.layers import SubsetBlend, SubsetWide
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def fit_blend(model: keras.Model, cfg: Config, valid: pd.DataFrame) -> dict | No
         return None
     start = float(blend.deep_weights.numpy()[0])
     cols = list(model.input)
-    groups = [g for g in ("metadata", "text", "image") if any(c in cols for c in _group_columns(cfg, g))]
+    groups = [g for g in ("metadata", "text", "image") if any(c in cols for c in group_columns(cfg, g))]
     wide, deep, y, index = [], [], [], []
     for keep in subsets(cfg, tuple(groups)):
         frame = without(cfg, valid, keep)
@@ -219,10 +219,3 @@ def fit_blend(model: keras.Model, cfg: Config, valid: pd.DataFrame) -> dict | No
         chosen["valid_log_rmse_blend"],
     )
     return chosen
-
-
-def _group_columns(cfg: Config, group: str) -> list[str]:
-    d = cfg.data
-    return {"metadata": [*d.categorical, *d.numeric], "text": list(d.text), "image": [d.image] if d.image else []}[
-        group
-    ]
