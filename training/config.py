@@ -163,6 +163,12 @@ class TrainConfig(Section):
         "row, at least one kept, so that one model prices any subset of its inputs (0: off; 0.5 with copies: each "
         "of the 6 incomplete subsets of three groups gets 1/8 of the rows per epoch)",
     )
+    input_dropout_weight: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="with input_dropout_copies: the copies' weight in the loss (the complete rows weigh 1)",
+    )
     input_dropout_copies: bool = Field(
         True,
         description="input dropout makes a copy of the row (the complete row is kept as well, so complete "

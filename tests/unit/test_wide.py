@@ -137,3 +137,33 @@ def test_members_train_on_their_own_error_and_average_in_inference(tiny_dataset,
     np.testing.assert_allclose(float(metric.result()), np.sqrt(np.mean((members - 1) ** 2)), rtol=1e-5)
     mean = np.asarray(model(x, training=False))
     assert mean.shape == (8, 1)
+
+
+def test_incomplete_listings_go_through_their_own_head_without_moving_the_branches(tiny_dataset, tmp_path):
+    """The full model trained with input dropout: a listing missing a group is priced by the
+    partial head, whose gradient stops before the branches, so complete listings are learnt as
+    without dropout."""
+    import tensorflow as tf
+
+    from training.data.dataset import make_dataset
+    from training.data.subsets import without
+
+    cfg = tiny_config(tiny_dataset, tmp_path)
+    table = load_table(cfg)
+    train = table.part("train")
+    model = build_model(cfg, fit_preprocessing(cfg, train))
+    init_wide_from_ridge(model, cfg, train, table.part("valid"))  # the wide terms, solved and frozen
+    train = train.head(16)
+    assert model.get_layer("deep_route") and model.get_layer("head_out_partial")
+    cols = list(model.input)
+    no_text = without(cfg, train, ("metadata", "image"))
+    x, y = next(iter(make_dataset(cfg, no_text, training=False, columns=cols, batch_size=16)))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(x, training=True) - tf.reshape(y, (-1, 1))) ** 2)
+    names = [v.path for v in model.trainable_variables]
+    grads = dict(zip(names, tape.gradient(loss, model.trainable_variables), strict=True))
+    moved = {n for n, g in grads.items() if g is not None and float(tf.reduce_sum(tf.abs(g))) > 0}
+    assert any(n.startswith("head_out_partial") for n in moved)
+    assert all("_partial" in n for n in moved), moved  # no branch, no complete-head weight
+    ablation = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
+    assert not any(layer.name == "deep_route" for layer in ablation.layers)  # a dedicated model has one head

@@ -265,12 +265,16 @@ def _dropper(cfg: Config, rate: float, flag: bool = False):
 
 def _with_copies(cfg: Config, ds: tf.data.Dataset, rate: float) -> tf.data.Dataset:
     """Every example as it is, followed by a copy with input dropout when that removed a group:
-    the complete listings are learnt as without dropout, the subsets on top of them."""
+    the complete listings are learnt as without dropout, the subsets on top of them. Each example
+    carries a weight in the loss: 1 for the rows as they are, train.input_dropout_weight for the
+    copies (their errors are several times larger and would otherwise drive the shared network)."""
     whole, part = _dropper(cfg, 0.0, flag=True), _dropper(cfg, rate, flag=True)
+    weight = float(cfg.train.input_dropout_weight)
 
     def both(x, *y):
         a, b = whole(x, *y), part(x, *y)
-        a = (*a[:-1], tf.constant(True))  # the complete example is always kept
+        a = (*a[:-1], tf.constant(1.0), tf.constant(True))  # the complete example is always kept
+        b = (*b[:-1], tf.constant(weight), b[-1])
         return tf.nest.map_structure(lambda u, v: tf.stack([u, v]), a, b)
 
     def kept(*example):

@@ -87,9 +87,11 @@ def input_schema(cfg: Config, pre: Preprocessing, train: pd.DataFrame) -> list[d
 MISSING_METHOD = (
     "one model for any subset of the input groups: a missing category is its own value (not the "
     "unknown one), a missing number a flag, a missing text an empty bag, a missing photo a learnt "
-    "'absent' vector, and the head sees which groups are given; while training each group of a row "
-    "was removed with chance train.input_dropout (ModDrop), at least one kept; the wide path is "
-    "the Ridge of the given pattern (metadata + text, metadata alone, text alone)"
+    "'absent' vector, and the head sees which groups are given; the wide path is the Ridge of the "
+    "given pattern (metadata + text, metadata alone, text alone); while training every row was "
+    "followed by a copy with each group removed with chance train.input_dropout (ModDrop), at "
+    "least one kept; a complete listing is priced by the deep head trained on complete rows, an "
+    "incomplete one by a second head on the same branches, trained on the copies"
 )
 
 

@@ -163,10 +163,12 @@ def init_wide_from_ridge(model: keras.Model, cfg: Config, train: pd.DataFrame, v
             chosen[f"{group}_alone_valid_log_rmse"] = part["valid_log_rmse"]
     mean = float(np.log(train[cfg.data.target].to_numpy(dtype="float64")).mean())
     subset_wide.intercepts.assign(np.array([*intercepts, mean], dtype="float32"))
-    if blend is None:  # the intercepts are the wide path's: the linear read-out starts at zero
-        head = model.get_layer("head_linear")
-        kernel, bias = head.get_weights()
-        head.set_weights([kernel, np.zeros_like(bias)])
+    if blend is None:  # the intercepts are the wide path's: the linear read-outs start at zero
+        for name in ("head_linear", "head_linear_partial"):
+            if any(layer.name == name for layer in model.layers):
+                head = model.get_layer(name)
+                kernel, bias = head.get_weights()
+                head.set_weights([kernel, np.zeros_like(bias)])
     chosen["seconds"] = round(time.time() - t0, 1)
     log.info("event=wide_init %s", " ".join(f"{k}={v}" for k, v in chosen.items()))
     chosen["train_shift"] = shift if folds else None

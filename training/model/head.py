@@ -14,7 +14,7 @@ from training.data.dataset import PHOTO_MASK
 from training.features.preprocessing import Preprocessing
 from training.model.encoders import build_image_encoder, build_metadata_encoder, build_text_encoder
 from training.model.inputs import MODALITIES, active_modalities, fusion_width, model_columns, raw_inputs
-from training.model.layers import GroupsGiven, MemberMean, SubsetBlend, SubsetWide
+from training.model.layers import CompleteOrPartial, GroupsGiven, MemberMean, StopGradient, SubsetBlend, SubsetWide
 
 
 def _one_or_add(tensors: list, name: str):
@@ -80,22 +80,54 @@ def _fuse(cfg: Config, branches: list, given) -> tuple:
     return x, x, m.fusion_units
 
 
-def _deep_head(cfg: Config, x, widths: list[int]):
+def _deep_head(cfg: Config, x, widths: list[int], suffix: str = ""):
     """The MLP head: [batch, 1], or with k members k heads side by side ([batch, k])."""
     m, k = cfg.model, cfg.model.members
     if k > 1:  # [batch, k * width] -> [batch, k, width]: the members share no weight from here on
-        x = keras.layers.Reshape((k, fusion_width(cfg) // k), name="members_split")(x)
+        x = keras.layers.Reshape((k, fusion_width(cfg) // k), name=f"members_split{suffix}")(x)
     for i, units in enumerate(widths):
-        x = keras.layers.Dropout(m.dropout, name=f"head_dropout{i}")(x)
+        x = keras.layers.Dropout(m.dropout, name=f"head_dropout{i}{suffix}")(x)
         if k > 1:
             x = keras.layers.EinsumDense(
-                "bkw,kwu->bku", (k, units), bias_axes="ku", activation="gelu", name=f"head_dense{i}"
+                "bkw,kwu->bku", (k, units), bias_axes="ku", activation="gelu", name=f"head_dense{i}{suffix}"
             )(x)
         else:
-            x = keras.layers.Dense(units, activation="gelu", name=f"head_dense{i}")(x)
+            x = keras.layers.Dense(units, activation="gelu", name=f"head_dense{i}{suffix}")(x)
     if k > 1:
-        return keras.layers.EinsumDense("bku,ku->bk", (k,), bias_axes="k", name="head_out")(x)
-    return keras.layers.Dense(1, name="head_out")(x)
+        return keras.layers.EinsumDense("bku,ku->bk", (k,), bias_axes="k", name=f"head_out{suffix}")(x)
+    return keras.layers.Dense(1, name=f"head_out{suffix}")(x)
+
+
+def _linear(cfg: Config, pre: Preprocessing, skip, suffix: str = ""):
+    return keras.layers.Dense(
+        cfg.model.members,
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(pre.target_mean),
+        name=f"head_linear{suffix}",
+    )(skip)
+
+
+def partial_head(cfg: Config, mods: tuple[str, ...]) -> bool:
+    """Does the model have a head of its own for incomplete listings? The full model of a config
+    that trains with input dropout, when it has more than one group."""
+    return cfg.train.input_dropout > 0 and mods == active_modalities(cfg) and len(mods) > 1
+
+
+def _heads(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], x, skip, widths: list[int], given) -> tuple:
+    """The deep head and the linear read-out: one pair for complete listings, and (`partial_head`)
+    another for incomplete ones, on the same branches' features but without sending its gradient
+    back into them. The branches and the complete head then learn from complete listings exactly
+    as without input dropout; the partial head learns every subset from the copies input dropout
+    adds (and from listings that are incomplete in the data)."""
+    deep, linear = _deep_head(cfg, x, widths), _linear(cfg, pre, skip)
+    if not partial_head(cfg, mods):
+        return deep, linear
+    xs = StopGradient(name="partial_features")(x)
+    ss = xs if skip is x else StopGradient(name="partial_skip")(skip)
+    deep_p, linear_p = _deep_head(cfg, xs, widths, "_partial"), _linear(cfg, pre, ss, "_partial")
+    groups = [i for i, g in enumerate(MODALITIES) if g in mods]
+    route = CompleteOrPartial(groups, name="deep_route")([given, deep, deep_p])
+    return route, CompleteOrPartial(groups, name="linear_route")([given, linear, linear_p])
 
 
 def _log_price(cfg: Config, mods: tuple[str, ...], deep, linear, wide: dict, given):
@@ -138,13 +170,7 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
     branches, wide, terms = _branch_outputs(cfg, pre, mods, inputs)
     given = _given(cfg, mods, inputs)
     x, skip, widths = _fuse(cfg, branches, given)
-    deep = _deep_head(cfg, x, widths)
-    linear = keras.layers.Dense(
-        cfg.model.members,
-        kernel_initializer="zeros",
-        bias_initializer=keras.initializers.Constant(pre.target_mean),
-        name="head_linear",
-    )(skip)
+    deep, linear = _heads(cfg, pre, mods, x, skip, widths, given)
     log_price = _log_price(cfg, mods, deep, linear, wide, given)
     used = {c: inputs[c] for c in model_columns(cfg, mods)}
     model = keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))

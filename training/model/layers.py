@@ -262,3 +262,35 @@ class SubsetBlend(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "deep_weight": self.initial_weight}
+
+
+@keras.saving.register_keras_serializable(package="price")
+class StopGradient(keras.layers.Layer):
+    """Identity forward; no gradient flows back through it."""
+
+    def call(self, x):
+        return tf.stop_gradient(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="price")
+class CompleteOrPartial(keras.layers.Layer):
+    """[given [batch, 3], complete, partial] -> `complete` where the listing gives every one of the
+    model's `groups` (indices into metadata, text, image), `partial` where it lacks one."""
+
+    def __init__(self, groups=(0, 1, 2), **kwargs):
+        super().__init__(**kwargs)
+        self.groups = [int(g) for g in groups]
+
+    def call(self, inputs):
+        given, complete, partial = inputs
+        whole = tf.reduce_all(tf.gather(given, self.groups, axis=-1) > 0, axis=-1, keepdims=True)
+        return tf.where(whole, complete, partial)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
