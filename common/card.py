@@ -390,6 +390,9 @@ class Dataset(Block):
     table: str | None = Field(None, description="Its path.")
     splits: dict[str, int] | None = Field(None, description="Rows per split (train, valid, test).")
     skipped_rows: dict[str, int] | None = Field(None, description="Rows dropped, per reason.")
+    photos_left_out: dict[str, int] | None = Field(
+        None, description="Photos left out of their (kept) rows: bad_photo (missing or unreadable), over_max_photos."
+    )
 
 
 # --------------------------------------------------------------------------- the card

@@ -131,7 +131,7 @@ BAD_TABLES = [
     ("some non-numeric prices", lambda df: _non_numeric_prices(df, 3), ["train.bad_rows='fail'"],
      "error: data: 3 bad row(s) in items.csv (3 bad target); set train.bad_rows = \"skip\" to drop them"),
     ("missing image files", lambda df: df.assign(image=[f"/nonexistent/{i}.jpg" if i < 4 else p for i, p in enumerate(df["image"])]),
-     ["train.bad_rows='fail'"], "error: data: 4 bad row(s) in items.csv (4 bad image)"),
+     ["train.bad_rows='fail'"], "error: data: 4 photo file(s) in items.csv are missing or do not open"),
     ("empty table", lambda df: df.head(0), [], "error: data: table"),
     ("zero-byte file", lambda df: b"", [], "error: data: cannot read"),
     ("non-numeric feature", lambda df: df.assign(age_months=["old"] * len(df)), [],
@@ -173,7 +173,9 @@ def test_a_missing_table_is_one_line_on_stderr_in_a_newcomers_environment(tmp_pa
 
 
 @pytest.mark.slow
-def test_bad_rows_are_skipped_and_counted_when_the_config_says_so(tiny_dataset, tmp_path, monkeypatch, caplog) -> None:
+def test_bad_rows_are_skipped_and_bad_photos_left_out_when_the_config_says_so(
+    tiny_dataset, tmp_path, monkeypatch, caplog
+) -> None:
     from training.__main__ import main
 
     def spoil(df: pd.DataFrame) -> pd.DataFrame:
@@ -188,7 +190,9 @@ def test_bad_rows_are_skipped_and_counted_when_the_config_says_so(tiny_dataset, 
     table = spoiled_copy(tiny_dataset, tmp_path / "data", spoil, rows=100)
     with caplog.at_level("INFO"):
         assert main(cli_args(table, tmp_path, "train.bad_rows='skip'")) == 0
-    assert "event=rows_skipped count=6 reasons='4 bad target, 2 bad image'" in caplog.text
+    assert "event=rows_skipped count=4 reasons='4 bad target'" in caplog.text
+    assert "event=photos_left_out count=2 reason=missing_or_unreadable" in caplog.text
     card = json.loads((tmp_path / "models" / "faulty" / "1" / "model_card.json").read_text())
-    assert card["dataset"]["skipped_rows"] == {"bad_target": 4, "bad_image": 2}
-    assert card["dataset"]["rows"] == 100 - 6
+    assert card["dataset"]["skipped_rows"] == {"bad_target": 4}
+    assert card["dataset"]["photos_left_out"] == {"bad_photo": 2, "over_max_photos": 0}
+    assert card["dataset"]["rows"] == 100 - 4  # the two rows whose photo is bad are kept, without it

@@ -169,6 +169,7 @@ def build_card(
             **table.fingerprint,
             "splits": {"train": len(train), "valid": len(valid), "test": len(test)},
             "skipped_rows": table.dropped,
+            **({"photos_left_out": table.photos_left_out} if table.photos_left_out else {}),
         },
         "config": cfg.to_dict(),
         "versions": library_versions(),
