@@ -120,6 +120,14 @@ class ModelConfig(Section):
         "w in (0, 1] blends (1 - w) x the Ridge with w x a deep network that predicts the whole price",
     )
 
+    partial_gradient: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="train.input_dropout > 0: the share of the incomplete listings' head's gradient that reaches "
+        "the branches (0: none, the branches learn from complete listings alone)",
+    )
+
     @model_validator(mode="after")
     def _members_need_sum(self) -> ModelConfig:
         if self.members > 1 and self.fusion != "sum":

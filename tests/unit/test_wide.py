@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.support.tiny import tiny_config
 from training.data.table import load_table
@@ -139,16 +140,20 @@ def test_members_train_on_their_own_error_and_average_in_inference(tiny_dataset,
     assert mean.shape == (8, 1)
 
 
-def test_incomplete_listings_go_through_their_own_head_without_moving_the_branches(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("factor", [0.0, 0.25])
+def test_incomplete_listings_go_through_their_own_head_and_reach_the_branches_only_by_a_share(
+    tiny_dataset, tmp_path, factor
+):
     """The full model trained with input dropout: a listing missing a group is priced by the
-    partial head, whose gradient stops before the branches, so complete listings are learnt as
-    without dropout."""
+    partial head, which sends `model.partial_gradient` of its gradient into the branches (none at
+    0, so complete listings are learnt exactly as without dropout) and none into the complete head."""
     import tensorflow as tf
 
     from training.data.dataset import make_dataset
     from training.data.subsets import without
 
     cfg = tiny_config(tiny_dataset, tmp_path)
+    cfg.model.partial_gradient = factor
     table = load_table(cfg)
     train = table.part("train")
     model = build_model(cfg, fit_preprocessing(cfg, train))
@@ -164,6 +169,11 @@ def test_incomplete_listings_go_through_their_own_head_without_moving_the_branch
     grads = dict(zip(names, tape.gradient(loss, model.trainable_variables), strict=True))
     moved = {n for n, g in grads.items() if g is not None and float(tf.reduce_sum(tf.abs(g))) > 0}
     assert any(n.startswith("head_out_partial") for n in moved)
-    assert all("_partial" in n for n in moved), moved  # no branch, no complete-head weight
+    assert not any(n.startswith(("head_dense0/", "head_out/", "head_linear/")) for n in moved)  # the complete head
+    branches = {n for n in moved if "_partial" not in n}
+    if factor == 0:
+        assert not branches, branches
+    else:
+        assert any(n.startswith(("brand_embedding", "stem")) for n in branches), branches
     ablation = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
     assert not any(layer.name == "deep_route" for layer in ablation.layers)  # a dedicated model has one head

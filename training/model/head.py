@@ -14,7 +14,7 @@ from training.data.dataset import PHOTO_MASK
 from training.features.preprocessing import Preprocessing
 from training.model.encoders import build_image_encoder, build_metadata_encoder, build_text_encoder
 from training.model.inputs import MODALITIES, active_modalities, fusion_width, model_columns, raw_inputs
-from training.model.layers import CompleteOrPartial, GroupsGiven, MemberMean, StopGradient, SubsetBlend, SubsetWide
+from training.model.layers import CompleteOrPartial, GradientScale, GroupsGiven, MemberMean, SubsetBlend, SubsetWide
 
 
 def _one_or_add(tensors: list, name: str):
@@ -115,15 +115,18 @@ def partial_head(cfg: Config, mods: tuple[str, ...]) -> bool:
 
 def _heads(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], x, skip, widths: list[int], given) -> tuple:
     """The deep head and the linear read-out: one pair for complete listings, and (`partial_head`)
-    another for incomplete ones, on the same branches' features but without sending its gradient
-    back into them. The branches and the complete head then learn from complete listings exactly
-    as without input dropout; the partial head learns every subset from the copies input dropout
-    adds (and from listings that are incomplete in the data)."""
+    another for incomplete ones, on the same branches' features, sending only
+    `model.partial_gradient` of its gradient back into them. The complete head learns from complete
+    listings alone; the partial head learns every subset from the copies input dropout adds (and
+    from listings that are incomplete in the data); the branches mostly from complete listings,
+    a little from the copies (a photo alone must say the category, which the complete model's
+    photo features, learnt beside the metadata, need not)."""
     deep, linear = _deep_head(cfg, x, widths), _linear(cfg, pre, skip)
     if not partial_head(cfg, mods):
         return deep, linear
-    xs = StopGradient(name="partial_features")(x)
-    ss = xs if skip is x else StopGradient(name="partial_skip")(skip)
+    factor = cfg.model.partial_gradient
+    xs = GradientScale(factor, name="partial_features")(x)
+    ss = xs if skip is x else GradientScale(factor, name="partial_skip")(skip)
     deep_p, linear_p = _deep_head(cfg, xs, widths, "_partial"), _linear(cfg, pre, ss, "_partial")
     groups = [i for i, g in enumerate(MODALITIES) if g in mods]
     route = CompleteOrPartial(groups, name="deep_route")([given, deep, deep_p])

@@ -265,14 +265,23 @@ class SubsetBlend(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="price")
-class StopGradient(keras.layers.Layer):
-    """Identity forward; no gradient flows back through it."""
+class GradientScale(keras.layers.Layer):
+    """Identity forward; the gradient flowing back through it is multiplied by `factor` (0: none)."""
+
+    def __init__(self, factor: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = float(factor)
 
     def call(self, x):
-        return tf.stop_gradient(x)
+        if self.factor == 0.0:
+            return tf.stop_gradient(x)
+        return self.factor * x + (1.0 - self.factor) * tf.stop_gradient(x)
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
 
 
 @keras.saving.register_keras_serializable(package="price")
