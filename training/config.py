@@ -125,7 +125,8 @@ class ModelConfig(Section):
         ge=0,
         le=1,
         description="train.input_dropout > 0: the share of the incomplete listings' head's gradient that reaches "
-        "the branches (0: none, the branches learn from complete listings alone)",
+        "the photo branch (the metadata and text branches get none; 0: the branches learn from complete "
+        "listings alone)",
     )
 
     @model_validator(mode="after")

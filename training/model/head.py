@@ -64,7 +64,7 @@ def _given(cfg: Config, mods: tuple[str, ...], inputs: dict):
     )({c: inputs[c] for c in cols})
 
 
-def _fuse(cfg: Config, branches: list, given) -> tuple:
+def _fuse(cfg: Config, branches: list, given, suffix: str = "") -> tuple:
     """The fused tensor, the skip input of the linear read-out, and the hidden widths still to come.
 
     The head also sees which groups the listing gives (`given`): a mask, not a fill value."""
@@ -73,10 +73,12 @@ def _fuse(cfg: Config, branches: list, given) -> tuple:
         # the branches' linear projections add up to the first hidden layer (a one-hidden-layer
         # MLP over one-hot metadata, tf-idf text and image features, as the Mercari winners did);
         # with k members, k such layers side by side, each feeding its own head
-        mask = keras.layers.Dense(fusion_width(cfg), use_bias=False, name="given_project")(given)
-        x = keras.layers.Activation("relu", name="fusion_relu")(_one_or_add([*branches, mask], "fusion"))
+        mask = keras.layers.Dense(fusion_width(cfg), use_bias=False, name=f"given_project{suffix}")(given)
+        x = keras.layers.Activation("relu", name=f"fusion_relu{suffix}")(
+            _one_or_add([*branches, mask], f"fusion{suffix}")
+        )
         return x, x, m.fusion_units[1:]
-    x = keras.layers.Concatenate(name="fusion")([*branches, given])
+    x = keras.layers.Concatenate(name=f"fusion{suffix}")([*branches, given])
     return x, x, m.fusion_units
 
 
@@ -113,20 +115,23 @@ def partial_head(cfg: Config, mods: tuple[str, ...]) -> bool:
     return cfg.train.input_dropout > 0 and mods == active_modalities(cfg) and len(mods) > 1
 
 
-def _heads(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], x, skip, widths: list[int], given) -> tuple:
+def _heads(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], branches: list, given) -> tuple:
     """The deep head and the linear read-out: one pair for complete listings, and (`partial_head`)
-    another for incomplete ones, on the same branches' features, sending only
-    `model.partial_gradient` of its gradient back into them. The complete head learns from complete
-    listings alone; the partial head learns every subset from the copies input dropout adds (and
-    from listings that are incomplete in the data); the branches mostly from complete listings,
-    a little from the copies (a photo alone must say the category, which the complete model's
-    photo features, learnt beside the metadata, need not)."""
+    another for incomplete ones, on the same branches' features. The complete head learns from
+    complete listings alone; the partial head learns every subset from the copies input dropout
+    adds (and from listings that are incomplete in the data). Its gradient does not reach the
+    metadata and text branches, and only `model.partial_gradient` of it reaches the photo's: a
+    photo alone must say the category, which the complete model's photo features, learnt beside
+    the metadata, need not (synthetic, 2026-12-01: with none the photo alone scored 0.7433 against
+    0.6252 for the photo-only model; with a quarter into every branch, 0.6256, but the complete
+    listings lost 3.7%)."""
+    x, skip, widths = _fuse(cfg, branches, given)
     deep, linear = _deep_head(cfg, x, widths), _linear(cfg, pre, skip)
     if not partial_head(cfg, mods):
         return deep, linear
-    factor = cfg.model.partial_gradient
-    xs = GradientScale(factor, name="partial_features")(x)
-    ss = xs if skip is x else GradientScale(factor, name="partial_skip")(skip)
+    shares = [cfg.model.partial_gradient if g == "image" else 0.0 for g in mods]
+    held = [GradientScale(f, name=f"partial_{g}")(b) for g, f, b in zip(mods, shares, branches, strict=True)]
+    xs, ss, _ = _fuse(cfg, held, given, "_partial")
     deep_p, linear_p = _deep_head(cfg, xs, widths, "_partial"), _linear(cfg, pre, ss, "_partial")
     groups = [i for i, g in enumerate(MODALITIES) if g in mods]
     route = CompleteOrPartial(groups, name="deep_route")([given, deep, deep_p])
@@ -172,8 +177,7 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
     inputs = raw_inputs(cfg, decoded_image=True)
     branches, wide, terms = _branch_outputs(cfg, pre, mods, inputs)
     given = _given(cfg, mods, inputs)
-    x, skip, widths = _fuse(cfg, branches, given)
-    deep, linear = _heads(cfg, pre, mods, x, skip, widths, given)
+    deep, linear = _heads(cfg, pre, mods, branches, given)
     log_price = _log_price(cfg, mods, deep, linear, wide, given)
     used = {c: inputs[c] for c in model_columns(cfg, mods)}
     model = keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))
