@@ -65,6 +65,8 @@ def signature_call(model: Path, inputs: list[dict[str, Any]]) -> tuple[Callable[
             values = [r[spec["name"]] for r in batch]
             if spec["role"] == "numeric":
                 feeds[spec["name"]] = tf.constant(np.asarray(values, dtype=np.float32))
+            elif spec["role"] == "image" and spec.get("max_photos"):  # one photo, the other slots empty
+                feeds[spec["name"]] = tf.constant([[v] + [b""] * (spec["max_photos"] - 1) for v in values])
             else:
                 feeds[spec["name"]] = tf.constant(values, dtype=tf.string)
         return signature(**feeds)["price"].numpy()

@@ -67,7 +67,8 @@ def predict(item: Item) -> dict[str, Any]:  # type: ignore[valid-type]
         if spec["role"] == "image":
             data = base64.b64decode(values[name])
             Image.open(io.BytesIO(data)).convert("RGB")  # decode it: is it an image?
-            feeds[name] = tf.constant([data])
+            slots = spec.get("max_photos")  # several photo slots: this one photo, the others empty
+            feeds[name] = tf.constant([[data] + [b""] * (slots - 1)] if slots else [data])
         elif spec["role"] == "numeric":
             feeds[name] = tf.constant([values[name]], dtype=tf.float32)
         else:
