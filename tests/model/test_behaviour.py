@@ -51,7 +51,7 @@ def _price(model, items: list[dict], **change) -> np.ndarray:
         for k in ("brand", "category", "condition", "size", "colour", "title", "description")
     }
     batch["age_months"] = tf.constant([float(r["age_months"]) for r in rows])
-    batch["image"] = tf.constant([_jpeg(r, i) for i, r in enumerate(rows)])
+    batch["image"] = tf.constant([[_jpeg(r, i), b"", b"", b""] for i, r in enumerate(rows)])  # 4 photo slots
     return model(**batch)["price"].numpy()
 
 

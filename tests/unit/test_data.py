@@ -171,9 +171,9 @@ def test_input_dropout_copies_keep_every_complete_row_and_add_incomplete_ones(ta
     train = load_table(cfg).part("train")
     cols = [c for c in cfg.feature_columns() if c != "image"]
     ds = make_dataset(cfg, train, training=True, columns=cols, input_dropout=0.3, batch_size=10_000)
-    x, y = next(iter(ds))
+    x, y, weight = next(iter(ds))
     rows = pd.DataFrame({c: x[c].numpy().astype(str) if x[c].dtype == "string" else x[c].numpy() for c in cols})
     complete = given(cfg, rows.assign(image=""))[["metadata", "text"]].all(axis=1)
     assert complete.sum() == len(train)  # every row once as it is
     assert 0.2 * len(train) < (~complete).sum() < 0.8 * len(train)  # and about 1 - 0.7^2 of them again, incomplete
-    assert len(y) == len(rows)
+    assert len(y) == len(rows) == len(weight) and set(np.round(weight.numpy(), 3)) == {1.0}  # input_dropout_weight 1
