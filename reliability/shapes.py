@@ -251,8 +251,8 @@ class _Shapes:
                      (image,))  # fmt: skip
         if not card.optional:
             return
-        self.kinds.append(Kind("urlencoded upload (multipart only)", 0.3, "POST", path,
-                               frozenset({415}), *_form(base, [], image, empty_part=False)))  # fmt: skip
+        self.priced("upload without a photo (urlencoded)", 1.0, path, _form(base, [], image, empty_part=False),
+                    [missing_of(card, base, 0)])  # fmt: skip
         self.priced("upload without a photo (an empty part)", 1.0, path, _form(base, [], image),
                     [missing_of(card, base, 0)])  # fmt: skip
         self.priced("upload of photos only", 1.0, path, _form({}, [_jpeg(0), _jpeg(1)], image),

@@ -271,14 +271,15 @@ async def predict_upload(
     """The same inputs as `/v1/predict` as `multipart/form-data`: the photo as the file part
     named after the image input (`image`; several such parts, up to the model's `max_photos`), the
     other inputs as form fields (an empty field or file part is an input not given, when the model
-    card has a `missing` block: a form without photos is sent as multipart too). The same answer."""
+    card has a `missing` block; such a model also takes `application/x-www-form-urlencoded`, a form
+    without photos). The same answer."""
     service, model = served.service, served.model
     _log_model(request, model, 1)
     settings = service.settings
     n_images = model.schema.photo_slots
-    # multipart only, a form without photos too: an urlencoded body (a photo sent raw, say) would be
-    # read as field names and echoed back in the refusal
-    _require_content_type(request, ("multipart/form-data",))
+    # a model that prices items without a photo also takes a plain form (no file part to send)
+    forms = ("multipart/form-data", "application/x-www-form-urlencoded") if model.schema.optional else ()
+    _require_content_type(request, forms or ("multipart/form-data",))
     range_level = _range_level(model, level)
     fields: dict[str, list[str]] = {}
     files: dict[str, list[bytes]] = {}
