@@ -65,8 +65,9 @@ def reference_price(version_dir: Path, card: dict, fields: dict, picture: bytes)
     feeds = {}
     for spec in card["inputs"]:
         name = spec["name"]
-        if spec.get("role") == "image":
-            feeds[name] = tf.constant([picture], dtype=tf.string)
+        if spec.get("role") == "image":  # with max_photos, [batch, max_photos]: the other slots "" (empty)
+            slots = [picture] + [b""] * (spec["max_photos"] - 1) if spec.get("max_photos") else picture
+            feeds[name] = tf.constant([slots], dtype=tf.string)
         elif spec.get("dtype") == "float32" or spec.get("role") == "numeric":
             feeds[name] = tf.constant([float(fields[name])], dtype=tf.float32)
         else:

@@ -231,3 +231,15 @@ def test_several_photos_are_pooled_the_same_in_training_and_serving(tiny_trained
     np.testing.assert_allclose(served, trained_on, rtol=1e-5)
     one = serve(**_raw_batch(cfg, test.assign(image=[c.split(";")[0] for c in test["image"]])))["price"].numpy()
     assert not np.allclose(one, served)  # the second photo counts
+
+
+def test_the_container_tests_reference_price_feeds_the_cards_photo_slots(tiny_trained):
+    """deploy/container/sample.py prices its sample on the host through the SavedModel signature:
+    with the card's max_photos it must send [1, max_photos] photos, as the service does."""
+    from deploy.container.sample import make_sample
+
+    version = Path(tiny_trained["result"]["path"])
+    card = json.loads((version / "model_card.json").read_text())
+    assert next(s for s in card["inputs"] if s["role"] == "image")["max_photos"] == 4
+    sample = make_sample(version, card)
+    assert np.isfinite(sample.expected) and sample.expected > 0
