@@ -154,7 +154,7 @@ def test_incomplete_listings_go_through_their_own_head_and_reach_the_branches_on
     from training.data.subsets import without
 
     cfg = tiny_config(tiny_dataset, tmp_path)
-    cfg.model.partial_gradient = factor
+    cfg.model.partial_gradient = {"image": factor}
     table = load_table(cfg)
     train = table.part("train")
     model = build_model(cfg, fit_preprocessing(cfg, train))

@@ -119,17 +119,18 @@ def _heads(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], branches: lis
     """The deep head and the linear read-out: one pair for complete listings, and (`partial_head`)
     another for incomplete ones, on the same branches' features. The complete head learns from
     complete listings alone; the partial head learns every subset from the copies input dropout
-    adds (and from listings that are incomplete in the data). Its gradient does not reach the
-    metadata and text branches, and only `model.partial_gradient` of it reaches the photo's: a
-    photo alone must say the category, which the complete model's photo features, learnt beside
-    the metadata, need not (synthetic, 2026-12-01: with none the photo alone scored 0.7433 against
-    0.6252 for the photo-only model; with a quarter into every branch, 0.6256, but the complete
-    listings lost 3.7%)."""
+    adds (and from listings that are incomplete in the data). Each branch gets the share of its
+    gradient `model.partial_gradient` names (none by default): with fusion = "concat" only the
+    photo's, a quarter, as a photo alone must say the category, which the complete model's photo
+    features, learnt beside the metadata, need not (synthetic, 2026-12-01: with none the photo
+    alone scored 0.7433 against 0.6252 for the photo-only model; with a quarter into every branch,
+    0.6256, but the complete listings lost 3.7%). With fusion = "sum" the branches' projections
+    are the first hidden layer itself, which the partial head cannot do without."""
     x, skip, widths = _fuse(cfg, branches, given)
     deep, linear = _deep_head(cfg, x, widths), _linear(cfg, pre, skip)
     if not partial_head(cfg, mods):
         return deep, linear
-    shares = [cfg.model.partial_gradient if g == "image" else 0.0 for g in mods]
+    shares = [cfg.model.partial_gradient.get(g, 0.0) for g in mods]
     held = [GradientScale(f, name=f"partial_{g}")(b) for g, f, b in zip(mods, shares, branches, strict=True)]
     xs, ss, _ = _fuse(cfg, held, given, "_partial")
     deep_p, linear_p = _deep_head(cfg, xs, widths, "_partial"), _linear(cfg, pre, ss, "_partial")
