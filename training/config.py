@@ -120,14 +120,19 @@ class ModelConfig(Section):
         "w in (0, 1] blends (1 - w) x the Ridge with w x a deep network that predicts the whole price",
     )
 
-    partial_gradient: float = Field(
-        0.25,
-        ge=0,
-        le=1,
-        description="train.input_dropout > 0: the share of the incomplete listings' head's gradient that reaches "
-        "the photo branch (the metadata and text branches get none; 0: the branches learn from complete "
+    partial_gradient: dict[Literal["metadata", "text", "image"], float] = Field(
+        {"image": 0.25},
+        description="train.input_dropout > 0: per branch, the share (0 to 1) of the incomplete listings' head's "
+        "gradient that reaches it (a branch not named gets none; all 0: the branches learn from complete "
         "listings alone)",
     )
+
+    @model_validator(mode="after")
+    def _shares_are_shares(self) -> ModelConfig:
+        bad = {g: f for g, f in self.partial_gradient.items() if not 0 <= f <= 1}
+        if bad:
+            raise ValueError(f"model.partial_gradient: every share must be between 0 and 1, got {bad}")
+        return self
 
     @model_validator(mode="after")
     def _members_need_sum(self) -> ModelConfig:
@@ -178,11 +183,20 @@ class TrainConfig(Section):
         le=1,
         description="with input_dropout_copies: the copies' weight in the loss (the complete rows weigh 1)",
     )
-    input_dropout_copies: bool = Field(
-        True,
-        description="input dropout makes a copy of the row (the complete row is kept as well, so complete "
-        "listings are learnt as without dropout; an epoch is about 1 + 3 x input_dropout times longer); "
-        "false: it removes the inputs from the row itself",
+    text_column_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="with input dropout: in a copy that lost a group but kept its text, each given text column "
+        "is removed with this chance too, at least one kept (a title without its description; 0: off)",
+    )
+    input_dropout_copies: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="input dropout makes this many copies of each row, each with its own draw (the complete row "
+        "is kept as well, so complete listings are learnt as without dropout; at 0.5 an epoch is about "
+        "1 + 0.75 x copies times longer); 0: it removes the inputs from the row itself",
     )
     max_rows: int = Field(0, description="use only the first N rows of the table (0: all)")
     ablations: Literal["none", "single", "leave-one-out", "all"] = Field(

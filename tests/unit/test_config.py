@@ -79,6 +79,15 @@ def test_overrides_and_missing_file(tmp_path):
         ({**BASE, "train": {"learning_rate": "fast"}}, "train.learning_rate must be float, got str 'fast'"),
         ({**BASE, "train": {"interval_level": 1.0}}, "train.interval_level must be between 0 and 1, got 1.0"),
         ({**BASE, "source": "x.toml"}, "unknown key 'source' (known: models_dir, name)"),
+        (
+            {**BASE, "model": {"partial_gradient": {"photo": 1.0}}},
+            "model.partial_gradient.photo.[key]: Input should be 'metadata', 'text' or 'image'",
+        ),
+        (
+            {**BASE, "model": {"partial_gradient": {"text": 1.5}}},
+            "model.partial_gradient: every share must be between 0 and 1, got {'text': 1.5}",
+        ),
+        ({**BASE, "train": {"input_dropout_copies": 9}}, "train.input_dropout_copies must be between 0 and 8, got 9"),
     ],
 )
 def test_more_invalid_configs_name_the_key(raw, message):

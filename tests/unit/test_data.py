@@ -131,13 +131,13 @@ def test_the_stream_feeds_photo_slots_and_a_mask(table, tmp_path):
     assert feats[PHOTO_MASK].tolist()[:2] == [[1, 1, 0, 0], [0, 0, 0, 0]]
 
 
-def test_input_dropout_removes_whole_groups_and_never_all(tmp_path):
+def _one_complete_listing() -> dict:
+    """One example of the tiny config as the stream gives it: every group, one photo of four slots."""
     import tensorflow as tf
 
-    from training.data.dataset import PHOTO_MASK, _dropper, groups_given
+    from training.data.dataset import PHOTO_MASK
 
-    cfg = tiny_config(tmp_path / "items.csv", tmp_path / "models")
-    x = {
+    return {
         "brand": tf.constant("Zara"),
         "category": tf.constant("dress"),
         "condition": tf.constant("good"),
@@ -149,6 +149,15 @@ def test_input_dropout_removes_whole_groups_and_never_all(tmp_path):
         "image": tf.zeros((4, 8, 8, 3), tf.uint8),
         PHOTO_MASK: tf.constant([1.0, 0.0, 0.0, 0.0]),
     }
+
+
+def test_input_dropout_removes_whole_groups_and_never_all(tmp_path):
+    import tensorflow as tf
+
+    from training.data.dataset import _dropper, groups_given
+
+    cfg = tiny_config(tmp_path / "items.csv", tmp_path / "models")
+    x = _one_complete_listing()
     drop = _dropper(cfg, 0.6)
     seen = set()
     for _ in range(200):
@@ -160,6 +169,30 @@ def test_input_dropout_removes_whole_groups_and_never_all(tmp_path):
             assert np.isnan(out["age_months"].numpy())
         seen.add(tuple(sorted(g for g, v in given.items() if v)))
     assert len(seen) >= 6  # every subset but the empty one shows up
+
+
+def test_text_column_dropout_only_in_a_copy_that_lost_a_group_and_keeps_one_column(tmp_path):
+    """train.text_column_dropout: a copy that lost a group (and kept its text) may lose its
+    description too, never its last text column; a copy that lost nothing keeps every column."""
+    import tensorflow as tf
+
+    from training.data.dataset import _dropper, groups_given
+
+    cfg = tiny_config(tmp_path / "items.csv", tmp_path / "models")
+    cfg.train.text_column_dropout = 0.7
+    x = _one_complete_listing()
+    drop = _dropper(cfg, 0.5, flag=True)
+    kinds = set()
+    for _ in range(300):
+        out, _y, removed = drop(x, tf.constant(1.0))
+        title, description = out["title"].numpy() != b"", out["description"].numpy() != b""
+        if not bool(removed.numpy()):
+            assert title and description  # a row that lost no group keeps its whole text
+            continue
+        if groups_given(cfg, out)["text"]:
+            assert title or description  # never the last text column
+            kinds.add((bool(title), bool(description)))
+    assert kinds == {(True, True), (True, False), (False, True)}
 
 
 def test_input_dropout_copies_keep_every_complete_row_and_add_incomplete_ones(table, tmp_path):
@@ -177,3 +210,26 @@ def test_input_dropout_copies_keep_every_complete_row_and_add_incomplete_ones(ta
     assert complete.sum() == len(train)  # every row once as it is
     assert 0.2 * len(train) < (~complete).sum() < 0.8 * len(train)  # and about 1 - 0.7^2 of them again, incomplete
     assert len(y) == len(rows) == len(weight) and set(np.round(weight.numpy(), 3)) == {1.0}  # input_dropout_weight 1
+
+
+def test_several_copies_each_draw_their_own_inputs_to_remove(table, tmp_path):
+    """train.input_dropout_copies = 3: each row once as it is and up to three incomplete copies,
+    not all the same draw."""
+    from training.data.dataset import make_dataset
+    from training.data.subsets import given
+
+    path, _ = table
+    cfg = tiny_config(path, tmp_path / "models")
+    cfg.train.input_dropout_copies = 3
+    train = load_table(cfg).part("train")
+    cols = [c for c in cfg.feature_columns() if c != "image"]
+    ds = make_dataset(cfg, train, training=True, columns=cols, input_dropout=0.3, batch_size=10_000)
+    x, _y, _weight = next(iter(ds))
+    rows = pd.DataFrame({c: x[c].numpy().astype(str) if x[c].dtype == "string" else x[c].numpy() for c in cols})
+    g = given(cfg, rows.assign(image=""))[["metadata", "text"]]
+    complete = g.all(axis=1)
+    assert complete.sum() == len(train)
+    # one draw leaves about 1 - 0.7^2 = 51% of rows incomplete; three draws about three times as many
+    assert 3 * 0.35 * len(train) < (~complete).sum() < 3 * 0.65 * len(train)
+    incomplete = g[~complete]
+    assert incomplete["metadata"].sum() > 0.25 * len(incomplete) and incomplete["text"].sum() > 0.25 * len(incomplete)

@@ -102,8 +102,8 @@ def stream(cfg: Config, df: pd.DataFrame, s: Stream) -> tf.data.Dataset:
     """A batched, prefetched tf.data pipeline over `df`, as `s` says."""
     ds = _slices(cfg, df, s)
     ds = _cached(cfg, df, ds, s) if s.cache else _streamed(cfg, df, ds, s)
-    if s.training and s.input_dropout > 0 and cfg.train.input_dropout_copies:
-        ds = _with_copies(cfg, ds, s.input_dropout)
+    if s.training and s.input_dropout > 0 and cfg.train.input_dropout_copies > 0:
+        ds = _with_copies(cfg, ds, s.input_dropout, cfg.train.input_dropout_copies)
     elif s.training and (s.input_dropout > 0 or s.shift is not None):
         ds = ds.map(_dropper(cfg, s.input_dropout), num_parallel_calls=tf.data.AUTOTUNE)
     if s.repeat:
@@ -232,11 +232,14 @@ def remove_group(cfg: Config, x: dict[str, tf.Tensor], group: str, drop: tf.Tens
     return x
 
 
-def _dropper(cfg: Config, rate: float, flag: bool = False):
+def _dropper(cfg: Config, rate: float, flag: bool = False, draw: int = 0):
     """Input dropout (ModDrop): each given group of an example is removed with chance `rate`, at
     least one kept; then the target takes the wide pattern's shift, if the stream has shifts.
-    With `flag`, the example comes with a bool saying whether a group was removed."""
-    seed = cfg.train.seed
+    With `flag`, the example comes with a bool saying whether a group was removed. In such an
+    example, `train.text_column_dropout` also removes text columns (`_drop_text_columns`).
+    `draw` numbers the copies of one example: each has random draws of its own."""
+    seed = cfg.train.seed + 1000 * draw
+    columns_rate = cfg.train.text_column_dropout
 
     def drop(x, *y):
         x = dict(x)
@@ -253,6 +256,8 @@ def _dropper(cfg: Config, rate: float, flag: bool = False):
             for i, g in enumerate(names):
                 x = remove_group(cfg, x, g, gone[i])
                 given[g] = tf.logical_and(given[g], tf.logical_not(gone[i]))
+            if columns_rate > 0 and "text" in given:
+                x = _drop_text_columns(x, cfg.data.text, columns_rate, tf.logical_and(removed, given["text"]), seed)
         if shift is not None and y:
             meta, text = given.get("metadata", tf.constant(False)), given.get("text", tf.constant(False))
             pattern = tf.where(meta & text, 0, tf.where(meta, 1, 2))
@@ -263,19 +268,42 @@ def _dropper(cfg: Config, rate: float, flag: bool = False):
     return drop
 
 
-def _with_copies(cfg: Config, ds: tf.data.Dataset, rate: float) -> tf.data.Dataset:
-    """Every example as it is, followed by a copy with input dropout when that removed a group:
-    the complete listings are learnt as without dropout, the subsets on top of them. Each example
-    carries a weight in the loss: 1 for the rows as they are, train.input_dropout_weight for the
-    copies (their errors are several times larger and would otherwise drive the shared network)."""
-    whole, part = _dropper(cfg, 0.0, flag=True), _dropper(cfg, rate, flag=True)
+def _drop_text_columns(
+    x: dict[str, tf.Tensor], text: list[str], rate: float, where: tf.Tensor, seed: int
+) -> dict[str, tf.Tensor]:
+    """Where `where`: each given text column removed with chance `rate`, at least one kept (a
+    listing with its title and no description). The text group stays given."""
+    cols = [c for c in text if c in x]
+    if len(cols) < 2:
+        return x
+    has = tf.stack([tf.not_equal(x[c], "") for c in cols])
+    gone = tf.logical_and(has, tf.random.uniform((len(cols),), seed=seed + 1) < rate)
+    gone = tf.logical_and(gone, tf.reduce_any(tf.logical_and(has, tf.logical_not(gone))))  # never all of them
+    gone = tf.logical_and(gone, where)
+    x = dict(x)
+    for i, c in enumerate(cols):
+        x[c] = tf.where(gone[i], tf.constant(""), x[c])
+    return x
+
+
+def _with_copies(cfg: Config, ds: tf.data.Dataset, rate: float, copies: int = 1) -> tf.data.Dataset:
+    """Every example as it is, followed by `copies` copies with input dropout (each its own draw),
+    those that removed a group: the complete listings are learnt as without dropout, the subsets
+    on top of them. Each example carries a weight in the loss: 1 for the rows as they are,
+    train.input_dropout_weight for the copies (their errors are several times larger and would
+    otherwise drive the shared network)."""
+    whole = _dropper(cfg, 0.0, flag=True)
+    parts = [_dropper(cfg, rate, flag=True, draw=i) for i in range(copies)]
     weight = float(cfg.train.input_dropout_weight)
 
     def both(x, *y):
-        a, b = whole(x, *y), part(x, *y)
+        a = whole(x, *y)
         a = (*a[:-1], tf.constant(1.0), tf.constant(True))  # the complete example is always kept
-        b = (*b[:-1], tf.constant(weight), b[-1])
-        return tf.nest.map_structure(lambda u, v: tf.stack([u, v]), a, b)
+        out = [a]
+        for part in parts:
+            b = part(x, *y)
+            out.append((*b[:-1], tf.constant(weight), b[-1]))
+        return tf.nest.map_structure(lambda *v: tf.stack(v), *out)
 
     def kept(*example):
         return example[-1]

@@ -181,7 +181,7 @@ def fit(
     dropout = t.input_dropout if label == "full" else 0.0
     if cl.kind != "default":
         log.info("event=replica_start task=%s weights=%s", cl.label, distributed.fingerprint(model.get_weights()))
-    examples = len(train) + (expected_copies(cfg, train, dropout, list(model.input)) if t.input_dropout_copies else 0)
+    examples = len(train) + t.input_dropout_copies * expected_copies(cfg, train, dropout, list(model.input))
     steps = math.ceil(examples / t.batch_size)  # global batch: the same steps whatever the workers
     with cl.strategy.scope():
         compile_model(cfg, model, steps)
@@ -270,8 +270,8 @@ def fit(
 
 
 def expected_copies(cfg: Config, train: pd.DataFrame, rate: float, cols: list[str]) -> int:
-    """How many incomplete copies input dropout adds to an epoch, in expectation: a row giving k of
-    the model's groups gets one unless its draw removes none or all of them, 1 - (1-p)^k - p^k."""
+    """How many incomplete copies one draw of input dropout adds to an epoch, in expectation (times
+    train.input_dropout_copies): a row giving k of the model's groups gets one unless its draw removes none or all of them, 1 - (1-p)^k - p^k."""
     if rate <= 0:
         return 0
     g = given(cfg, train)
