@@ -234,3 +234,17 @@ def test_ablation_plan_follows_the_config_and_skips_missing_modalities(run):
     no_photo.data.image = ""
     # with two modalities, leaving one out is the other one alone: trained once
     assert plan_ablations(no_photo) == [("metadata-only", ("metadata",)), ("text-only", ("text",))]
+
+
+def test_the_first_text_column_alone_is_priced_with_and_without_the_photo(run):
+    """The tiny config has a title and a description: the any-subset table also prices the title
+    alone (description and metadata removed), without and with the photo, through the one model."""
+    first = run["doc"]["any_subset"]["first_text_column"]
+    assert first["column"] == "title"
+    assert first["alone"]["n"] == first["with_photo"]["n"] == run["doc"]["dataset"]["splits"]["test"]
+    alone, photo = first["alone"]["rmsle"], first["with_photo"]["rmsle"]
+    assert math.isfinite(alone) and math.isfinite(photo) and alone > 0
+    assert first["gain"] == pytest.approx(1 - photo / alone)
+    # the thinner listing is priced worse than the complete one
+    assert alone > run["doc"]["models"]["full"]["test"]["rmsle"]
+    assert run["doc"]["checks"]["photo_gain_on_first_text_column"] == pytest.approx(first["gain"])

@@ -253,3 +253,34 @@ def _doc(with_table: bool = True) -> dict:
     if with_table:
         doc["any_subset"] = table
     return doc
+
+
+def _with_first_text(gain_with_photo: float) -> dict:
+    table = _table()
+    table["first_text_column"] = {
+        "column": "title",
+        "alone": {"rmsle": 0.25, "range_coverage": 0.8, "n": 200},
+        "with_photo": {"rmsle": gain_with_photo, "range_coverage": 0.8, "n": 200},
+        "gain": 1 - gain_with_photo / 0.25,
+    }
+    return table
+
+
+@pytest.mark.parametrize(("with_photo", "ok"), [(0.2375, True), (0.2376, False)])
+def test_photo_gain_on_the_first_text_column_at_its_threshold(with_photo, ok):
+    """The title alone vs the title and a photo, through the one model: at least 5% better."""
+    c = checks(EVALUATION, _with_first_text(with_photo))
+    assert c["first_text_column"] == "title" and c["photo_gain_on_first_text_column_ok"] is ok
+    lines = [(line, good) for line, good in format_checks(c) if line.startswith("given only its title")]
+    assert len(lines) == 1 and lines[0][1] is ok
+    assert ("at least 5%" in lines[0][0]) is ok and ("LESS than 5%" in lines[0][0]) is not ok
+    assert "0.2500" in lines[0][0] and f"{with_photo:.4f}" in lines[0][0]
+    assert "photo_gain_on_first_text_column" not in checks(EVALUATION, _table())  # one text column: no line
+
+
+def test_report_says_what_the_photo_adds_to_the_first_text_column():
+    doc = _doc()
+    doc["any_subset"] = _with_first_text(0.2)
+    html = render_html(doc, *_prices())
+    assert "Given only its title" in html and "<span class='ok'>20.0% better</span>" in html
+    assert "Given only its title" not in render_html(_doc(), *_prices())

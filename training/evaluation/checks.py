@@ -100,6 +100,7 @@ def checks(evaluation: dict[str, dict[str, Any]], any_subset: dict[str, Any] | N
 
 SUBSET_MAX_RATIO = 1.03  # the one model, other inputs removed, at most 3% worse than the subset's own model
 SUBSET_COVERAGE_TOLERANCE = 0.05  # ... and each subset's range covers its level +- 0.05 of test prices
+PHOTO_GAIN_ON_FIRST_TEXT = 0.05  # the first text column and a photo: at least 5% better than the column alone
 
 
 def any_subset_checks(table: dict[str, Any] | None) -> dict[str, Any]:
@@ -132,7 +133,19 @@ def any_subset_checks(table: dict[str, Any] | None) -> dict[str, Any]:
         )
     # the complete subset's dedicated model is the full model itself (ratio 1): it proves nothing
     checked = [r["ratio_ok"] for r in rows if r["ratio_ok"] is not None and r["ablation"] != "full"]
+    first = table.get("first_text_column")
+    extra = {}
+    if first:
+        extra = {
+            "first_text_column": first["column"],
+            "first_text_column_rmsle": first["alone"]["rmsle"],
+            "first_text_column_with_photo_rmsle": first["with_photo"]["rmsle"],
+            "photo_gain_on_first_text_column": first["gain"],
+            "photo_gain_on_first_text_column_min": PHOTO_GAIN_ON_FIRST_TEXT,
+            "photo_gain_on_first_text_column_ok": bool(first["gain"] >= PHOTO_GAIN_ON_FIRST_TEXT),
+        }
     return {
+        **extra,
         "any_subset_level": level,
         "any_subset_max_ratio": SUBSET_MAX_RATIO,
         "any_subset_coverage_tolerance": SUBSET_COVERAGE_TOLERANCE,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from training.evaluation.checks import SUBSET_COVERAGE_TOLERANCE, SUBSET_MAX_RATIO
+from training.evaluation.checks import PHOTO_GAIN_ON_FIRST_TEXT, SUBSET_COVERAGE_TOLERANCE, SUBSET_MAX_RATIO
 from training.evaluation.plots import (
     plot_any_subset,
     plot_by_category,
@@ -199,6 +199,22 @@ def _any_subset_html(table: dict[str, Any] | None, calibration: dict[str, Any] |
         "trains one per subset). Coverage: share of test prices inside the subset's range (green: within "
         f"{SUBSET_COVERAGE_TOLERANCE:.2f} of the level). Quantiles: the subset's own, calibrated on the validation "
         "rows that give exactly that subset, or the global range's when it has too few of them.</p>"
+        + _first_text_column_html(table.get("first_text_column"))
+    )
+
+
+def _first_text_column_html(first: dict[str, Any] | None) -> str:
+    """What the photo adds to a thin listing: its first text column alone, without and with the photo."""
+    if not first:
+        return ""
+    gain, col = float(first["gain"]), _e(first["column"])
+    ok = gain >= PHOTO_GAIN_ON_FIRST_TEXT
+    return (
+        f"<p>Given only its {col} (the other text columns and the metadata removed), the one model scores "
+        f"{_e(_f(first['alone']['rmsle'], '.4f'))} test RMSLE without the photo and "
+        f"{_e(_f(first['with_photo']['rmsle'], '.4f'))} with it: the photo makes it "
+        f"<span class='{'ok' if ok else 'bad'}'>{gain:.1%} better</span> (the check asks for at least "
+        f"{PHOTO_GAIN_ON_FIRST_TEXT:.0%}; {_e(first['alone']['n'])} test listings with a {col}).</p>"
     )
 
 

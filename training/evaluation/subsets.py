@@ -138,4 +138,39 @@ def any_subset(
             f"{own_rmsle:.4f}" if own_rmsle else "none",
             coverage,
         )
-    return {"rows": rows, "level": float(block["level"]), "seconds": round(time.time() - started, 1)}
+    out = {"rows": rows, "level": float(block["level"]), "seconds": round(time.time() - started, 1)}
+    first = first_text_column(cfg, model, test, block)
+    if first is not None:
+        out["first_text_column"] = first
+        out["seconds"] = round(time.time() - started, 1)
+    return out
+
+
+def first_text_column(cfg: Config, model: Any, test: pd.DataFrame, block: dict[str, Any]) -> dict[str, Any] | None:
+    """The first text column alone (a title without its description), without and with the photo,
+    through the one model: what the photo adds when the listing is thin. None with a single text
+    column or no photo."""
+    d = cfg.data
+    if len(d.text) < 2 or not d.image:
+        return None
+    column, target = d.text[0], cfg.data.target
+    out: dict[str, Any] = {"column": column}
+    for key, groups in (("alone", ("text",)), ("with_photo", ("text", "image"))):
+        t = without(cfg, test, groups)
+        for c in d.text[1:]:
+            t[c] = ""
+        keep = t[column].astype(str).to_numpy() != ""
+        t = t[keep]
+        pt = predict_log(model, cfg, t)
+        y = t[target].to_numpy(dtype="float64")
+        coverage, width = _coverage(block, _names(cfg, t), y, pt)
+        out[key] = {"rmsle": rmsle(y, np.exp(pt)), "range_coverage": coverage, "n": int(y.size)}
+    out["gain"] = 1.0 - out["with_photo"]["rmsle"] / out["alone"]["rmsle"]
+    log.info(
+        "event=first_text_column column=%s alone=%.4f with_photo=%.4f gain=%.3f",
+        column,
+        out["alone"]["rmsle"],
+        out["with_photo"]["rmsle"],
+        out["gain"],
+    )
+    return out

@@ -145,6 +145,19 @@ def _any_subset_lines(checks: dict[str, Any]) -> list[tuple[str, bool | None]]:
                 bool(r["ratio_ok"]),
             )
         )
+    if "photo_gain_on_first_text_column" in checks:
+        col, gain = checks["first_text_column"], checks["photo_gain_on_first_text_column"]
+        ok = bool(checks["photo_gain_on_first_text_column_ok"])
+        out.append(
+            (
+                f"given only its {col} (no other text, no metadata), a photo makes the one model "
+                f"{gain:.1%} {'better' if gain >= 0 else 'worse'}: test RMSLE "
+                f"{_f(checks['first_text_column_with_photo_rmsle'], '.4f')} vs "
+                f"{_f(checks['first_text_column_rmsle'], '.4f')} "
+                f"({'at least' if ok else 'LESS than'} {checks['photo_gain_on_first_text_column_min']:.0%})",
+                ok,
+            )
+        )
     missing = checks.get("any_subset_not_checked") or []
     if missing:
         out.append(
