@@ -138,12 +138,9 @@ def any_subset(
             f"{own_rmsle:.4f}" if own_rmsle else "none",
             coverage,
         )
-    out = {"rows": rows, "level": float(block["level"]), "seconds": round(time.time() - started, 1)}
     first = first_text_column(cfg, model, test, block)
-    if first is not None:
-        out["first_text_column"] = first
-        out["seconds"] = round(time.time() - started, 1)
-    return out
+    out = {"rows": rows, "level": float(block["level"]), "seconds": round(time.time() - started, 1)}
+    return {**out, "first_text_column": first} if first is not None else out
 
 
 def first_text_column(cfg: Config, model: Any, test: pd.DataFrame, block: dict[str, Any]) -> dict[str, Any] | None:
@@ -159,11 +156,10 @@ def first_text_column(cfg: Config, model: Any, test: pd.DataFrame, block: dict[s
         t = without(cfg, test, groups)
         for c in d.text[1:]:
             t[c] = ""
-        keep = t[column].astype(str).to_numpy() != ""
-        t = t[keep]
+        t = t[t[column].astype(str).to_numpy() != ""]
         pt = predict_log(model, cfg, t)
         y = t[target].to_numpy(dtype="float64")
-        coverage, width = _coverage(block, _names(cfg, t), y, pt)
+        coverage, _width = _coverage(block, _names(cfg, t), y, pt)
         out[key] = {"rmsle": rmsle(y, np.exp(pt)), "range_coverage": coverage, "n": int(y.size)}
     out["gain"] = 1.0 - out["with_photo"]["rmsle"] / out["alone"]["rmsle"]
     log.info(

@@ -271,7 +271,8 @@ def fit(
 
 def expected_copies(cfg: Config, train: pd.DataFrame, rate: float, cols: list[str]) -> int:
     """How many incomplete copies one draw of input dropout adds to an epoch, in expectation (times
-    train.input_dropout_copies): a row giving k of the model's groups gets one unless its draw removes none or all of them, 1 - (1-p)^k - p^k."""
+    train.input_dropout_copies): a row giving k of the model's groups gets one unless its draw
+    removes none or all of them, 1 - (1-p)^k - p^k."""
     if rate <= 0:
         return 0
     g = given(cfg, train)
