@@ -127,6 +127,13 @@ class ModelConfig(Section):
         "listings alone)",
     )
 
+    partial_projections: list[Literal["metadata", "text", "image"]] = Field(
+        [],
+        description="train.input_dropout > 0: branches whose last projection the incomplete listings' head has a "
+        "copy of its own of, on the same lookups, n-gram bags and photo features (model.partial_gradient does not "
+        "apply to them): their complete listings' projection then learns from complete listings alone",
+    )
+
     @model_validator(mode="after")
     def _shares_are_shares(self) -> ModelConfig:
         bad = {g: f for g, f in self.partial_gradient.items() if not 0 <= f <= 1}

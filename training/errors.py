@@ -39,6 +39,14 @@ def _bounds(info: FieldInfo | None) -> str:
     return "positive" if b.get("gt") == 0 else f"at least {lo}" if lo is not None else f"at most {hi}"
 
 
+def _choices(annotation: Any) -> list[str]:
+    """The values of a Literal, also inside a container (list[Literal[...]], dict[Literal[...], float])."""
+    args = get_args(annotation)
+    if args and all(isinstance(a, str) for a in args):
+        return list(args)
+    return next((found for a in args if (found := _choices(a))), [])
+
+
 def describe(err: dict[str, Any], root: type[BaseModel], sections: dict[str, type[BaseModel]]) -> str:
     """One pydantic error of validating `root` as a line that names the key and what is wrong with it."""
     kind, loc, value = err["type"], tuple(err["loc"]), err["input"]
@@ -51,7 +59,7 @@ def describe(err: dict[str, Any], root: type[BaseModel], sections: dict[str, typ
     if kind == "value_error":  # a check across keys: its message names them
         return str(err["ctx"]["error"])
     if kind == "literal_error" and info is not None:
-        return f"{_where(loc)} must be one of {', '.join(sorted(get_args(info.annotation)))}, got {value!r}"
+        return f"{_where(loc)} must be one of {', '.join(sorted(_choices(info.annotation)))}, got {value!r}"
     if kind == "list_type":
         return f"{_where(loc)} must be a list, got {type(value).__name__}"
     if kind in TYPE_NAMES:

@@ -87,6 +87,10 @@ def test_overrides_and_missing_file(tmp_path):
             {**BASE, "model": {"partial_gradient": {"text": 1.5}}},
             "model.partial_gradient: every share must be between 0 and 1, got {'text': 1.5}",
         ),
+        (
+            {**BASE, "model": {"partial_projections": ["text", "photo"]}},
+            "model.partial_projections[1] must be one of image, metadata, text, got 'photo'",
+        ),
         ({**BASE, "train": {"input_dropout_copies": 9}}, "train.input_dropout_copies must be between 0 and 8, got 9"),
     ],
 )

@@ -179,3 +179,50 @@ def test_incomplete_listings_go_through_their_own_head_and_reach_the_branches_on
         assert not any(n.startswith(("brand_embedding", "title_dense")) for n in branches), branches
     ablation = build_model(cfg, fit_preprocessing(cfg, train), ("metadata", "text"))
     assert not any(layer.name == "deep_route" for layer in ablation.layers)  # a dedicated model has one head
+
+
+@pytest.mark.parametrize("fusion", ["concat", "sum"])
+def test_a_branch_with_a_partial_projection_of_its_own_keeps_its_complete_projection_out_of_the_subsets(
+    tiny_dataset, tmp_path, fusion
+):
+    """`model.partial_projections`: the incomplete listings' head reads each named branch through a
+    projection of its own, on the same lookups and n-gram bags; their gradient moves that copy and
+    not the projection the complete listings are priced through."""
+    import tensorflow as tf
+
+    from training.data.dataset import make_dataset
+    from training.data.subsets import without
+
+    cfg = tiny_config(tiny_dataset, tmp_path)
+    cfg.model.fusion, cfg.model.members = fusion, 1
+    cfg.model.partial_projections, cfg.model.partial_gradient = ["metadata", "text"], {}
+    table = load_table(cfg)
+    train = table.part("train")
+    model = build_model(cfg, fit_preprocessing(cfg, train))
+    init_wide_from_ridge(model, cfg, train, table.part("valid"))
+    x, y = next(
+        iter(
+            make_dataset(
+                cfg,
+                without(cfg, train.head(16), ("metadata", "text")),
+                training=False,
+                columns=list(model.input),
+                batch_size=16,
+            )
+        )
+    )
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(x, training=True) - tf.reshape(y, (-1, 1))) ** 2)
+    names = [v.path for v in model.trainable_variables]
+    grads = dict(zip(names, tape.gradient(loss, model.trainable_variables), strict=True))
+    moved = {n for n, g in grads.items() if g is not None and float(tf.reduce_sum(tf.abs(g))) > 0}
+    complete = ("title_project/", "brand_embedding/") if fusion == "sum" else ("title_dense/", "metadata_dense0/")
+    own = (
+        ("title_project_partial/", "brand_embedding_partial/")
+        if fusion == "sum"
+        else ("title_dense_partial/", "metadata_dense0_partial/")
+    )
+    assert all(any(n.startswith(prefix) for n in moved) for prefix in own), moved
+    assert not any(n.startswith(complete) for n in moved), moved
+    assert not any(n.startswith(("image_project", "image_dense", "stem")) for n in moved), moved  # share 0, no own copy
+    assert any(n.startswith(complete) for n in names)  # the complete projections exist, they just did not move

@@ -32,23 +32,33 @@ def _per_pattern(cfg: Config, mods: tuple[str, ...]) -> bool:
     return cfg.model.wide_init == "ridge" and bool(wide_groups(cfg, mods))
 
 
-def _branch_outputs(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], inputs: dict) -> tuple[list, dict, list]:
+def _branch_outputs(
+    cfg: Config, pre: Preprocessing, mods: tuple[str, ...], inputs: dict
+) -> tuple[list, dict, list, dict]:
     """Each chosen branch's features for the head, the wide path's linear terms by group ({group:
-    {"wide", "wide_alone"}}), and the terms column by column ([batch, columns] per branch)."""
+    {"wide", "wide_alone"}}), the terms column by column ([batch, columns] per branch), and the
+    features of the branches with a projection of their own for the incomplete listings' head
+    ({group: features}, `model.partial_projections`)."""
     d = cfg.data
     alone = _per_pattern(cfg, mods) and len(wide_groups(cfg, mods)) > 1
+    own = set(cfg.model.partial_projections) if partial_head(cfg, mods) else set()
     outs = {}
     if "metadata" in mods:
-        enc = build_metadata_encoder(cfg, pre, alone=alone and bool(d.categorical))
+        enc = build_metadata_encoder(cfg, pre, alone=alone and bool(d.categorical), partial="metadata" in own)
         outs["metadata"] = enc({c: inputs[c] for c in [*d.categorical, *d.numeric]})
     if "text" in mods:
-        outs["text"] = build_text_encoder(cfg, pre, alone=alone)({c: inputs[c] for c in d.text})
+        enc = build_text_encoder(cfg, pre, alone=alone, partial="text" in own)
+        outs["text"] = enc({c: inputs[c] for c in d.text})
+    if "image" in mods:
+        out = build_image_encoder(cfg, partial="image" in own)(
+            {d.image: inputs[d.image], PHOTO_MASK: inputs[PHOTO_MASK]}
+        )
+        outs["image"] = out if isinstance(out, dict) else {"features": out}
     branches = [out["features"] for out in outs.values()]
     wide = {g: out for g, out in outs.items() if "wide" in out}
     terms = [out["wide_terms"] for out in outs.values() if "wide_terms" in out]
-    if "image" in mods:
-        branches.append(build_image_encoder(cfg)({d.image: inputs[d.image], PHOTO_MASK: inputs[PHOTO_MASK]}))
-    return branches, wide, terms
+    partial = {g: out["features_partial"] for g, out in outs.items() if "features_partial" in out}
+    return branches, wide, terms, partial
 
 
 def _given(cfg: Config, mods: tuple[str, ...], inputs: dict):
@@ -115,7 +125,7 @@ def partial_head(cfg: Config, mods: tuple[str, ...]) -> bool:
     return cfg.train.input_dropout > 0 and mods == active_modalities(cfg) and len(mods) > 1
 
 
-def _heads(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], branches: list, given) -> tuple:
+def _heads(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], branches: list, given, own: dict) -> tuple:
     """The deep head and the linear read-out: one pair for complete listings, and (`partial_head`)
     another for incomplete ones, on the same branches' features. The complete head learns from
     complete listings alone; the partial head learns every subset from the copies input dropout
@@ -125,13 +135,19 @@ def _heads(cfg: Config, pre: Preprocessing, mods: tuple[str, ...], branches: lis
     features, learnt beside the metadata, need not (synthetic, 2026-12-01: with none the photo
     alone scored 0.7433 against 0.6252 for the photo-only model; with a quarter into every branch,
     0.6256, but the complete listings lost 3.7%). With fusion = "sum" the branches' projections
-    are the first hidden layer itself, which the partial head cannot do without."""
+    are the first hidden layer itself, which the partial head cannot do without. A branch named in
+    `model.partial_projections` gives the partial head a projection of its own instead (`own`),
+    on the same lookups, n-gram bags or photo features: the complete listings' projection is then
+    not pulled towards the subsets, and more dropout copies cost the complete listings nothing."""
     x, skip, widths = _fuse(cfg, branches, given)
     deep, linear = _deep_head(cfg, x, widths), _linear(cfg, pre, skip)
     if not partial_head(cfg, mods):
         return deep, linear
     shares = [cfg.model.partial_gradient.get(g, 0.0) for g in mods]
-    held = [GradientScale(f, name=f"partial_{g}")(b) for g, f, b in zip(mods, shares, branches, strict=True)]
+    held = [
+        own[g] if g in own else GradientScale(f, name=f"partial_{g}")(b)
+        for g, f, b in zip(mods, shares, branches, strict=True)
+    ]
     xs, ss, _ = _fuse(cfg, held, given, "_partial")
     deep_p, linear_p = _deep_head(cfg, xs, widths, "_partial"), _linear(cfg, pre, ss, "_partial")
     groups = [i for i, g in enumerate(MODALITIES) if g in mods]
@@ -176,9 +192,9 @@ def build_model(cfg: Config, pre: Preprocessing, modalities: tuple[str, ...] = M
     if not mods:
         raise ValueError(f"no inputs for modalities {modalities}")
     inputs = raw_inputs(cfg, decoded_image=True)
-    branches, wide, terms = _branch_outputs(cfg, pre, mods, inputs)
+    branches, wide, terms, own = _branch_outputs(cfg, pre, mods, inputs)
     given = _given(cfg, mods, inputs)
-    deep, linear = _heads(cfg, pre, mods, branches, given)
+    deep, linear = _heads(cfg, pre, mods, branches, given, own)
     log_price = _log_price(cfg, mods, deep, linear, wide, given)
     used = {c: inputs[c] for c in model_columns(cfg, mods)}
     model = keras.Model(used, log_price, name="price_model" if mods == active_modalities(cfg) else "_".join(mods))
