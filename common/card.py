@@ -60,6 +60,7 @@ __all__ = [
     "ServableCard",
     "SplitMetrics",
     "SubsetQuantiles",
+    "FIRST_TEXT_ONLY",
     "subset_key",
     "TextInput",
     "Thumbnails",
@@ -237,7 +238,13 @@ class Interval(Block):
         default_factory=dict,
         description='Mondrian split conformal: per subset of given input groups ("metadata+image", the groups of '
         "`missing.groups` in their order, joined by +), calibrated on the valid split with the other groups "
-        "removed. Absent (older cards) or a subset not listed: `quantiles`.",
+        "removed. Absent (older cards) or a subset not listed: `quantiles`. With `first_text`, a key ending in "
+        "`|first_text_only` holds the listings of that subset whose only text is that input.",
+    )
+    first_text: str | None = Field(
+        None,
+        description="The text input (the first, a title) whose listings give no other text get their own "
+        "`by_inputs` quantiles, under the subset's key + `|first_text_only`; absent (older cards): the subset's.",
     )
 
     @field_validator("quantiles")
@@ -490,9 +497,14 @@ class ServableCard(ModelCard):
     inputs: list[Input] = Field(min_length=1, description="Every model input, in signature order.")
 
 
-def subset_key(given: Any) -> str:
-    """The key of ``Interval.by_inputs`` for the given groups: "metadata+image"."""
-    return "+".join(g for g in GROUPS if g in set(given))
+FIRST_TEXT_ONLY = "|first_text_only"
+
+
+def subset_key(given: Any, first_text_only: bool = False) -> str:
+    """The key of ``Interval.by_inputs`` for the given groups: "metadata+image"; a listing whose
+    only text is ``Interval.first_text`` (a title alone): "text+image|first_text_only"."""
+    key = "+".join(g for g in GROUPS if g in set(given))
+    return key + FIRST_TEXT_ONLY if first_text_only and "text" in set(given) else key
 
 
 def describe_errors(errors: list[Any] | ValidationError, raw: Any = None, limit: int = 5) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.card import MODALITY_OF_ROLE, Explain, Interval, image_bytes, subset_key
+from common.card import FIRST_TEXT_ONLY, MODALITY_OF_ROLE, Explain, Interval, image_bytes, subset_key
 from service.schemas.inputs import InputSpec
 
 MODALITIES = ("metadata", "text", "image")
@@ -45,6 +45,11 @@ class PriceRange:
     quantiles: Mapping[float, Pair]
     method: str = ""
     by_inputs: Mapping[str, Mapping[float, Pair]] = field(default_factory=dict)
+    first_text: str | None = None  # a listing whose only text is this input has keys of its own
+
+    def key(self, given: Sequence[str], texts: Sequence[str] = ()) -> str:
+        """The subset key of a listing giving the groups ``given`` and the text inputs ``texts``."""
+        return subset_key(given, self.first_text is not None and list(texts) == [self.first_text])
 
     @property
     def levels(self) -> list[float]:
@@ -57,10 +62,14 @@ class PriceRange:
         return next((lv for lv in self.quantiles if abs(lv - level) < 1e-9), None)
 
     def pair(self, level: float, key: str | None = None) -> Pair:
-        """(q_low, q_high) at ``level`` for subset ``key``: the subset's, else the global ones."""
-        subset = self.by_inputs.get(key) if key is not None else None
-        found = _level_in(subset, level) if subset else None
-        return found if found is not None else self.quantiles[level]
+        """(q_low, q_high) at ``level`` for subset ``key``: the subset's (a ``|first_text_only`` key
+        without its own: the subset's without it), else the global ones."""
+        for k in (key, key.removesuffix(FIRST_TEXT_ONLY)) if key is not None else ():
+            subset = self.by_inputs.get(k)
+            found = _level_in(subset, level) if subset else None
+            if found is not None:
+                return found
+        return self.quantiles[level]
 
     def bounds(self, price: float, level: float, key: str | None = None) -> tuple[float, float]:
         """(low, high) around ``price``; always low <= price <= high."""
@@ -74,17 +83,22 @@ class PriceRange:
         return {"low": min(round(low, 2), rounded), "high": max(round(high, 2), rounded), "level": level}
 
     def if_given(
-        self, price: float, level: float, given: Sequence[str], groups: Mapping[str, Sequence[str]]
+        self,
+        price: float,
+        level: float,
+        given: Sequence[str],
+        groups: Mapping[str, Sequence[str]],
+        texts: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """For each group of ``groups`` not ``given``: the range the same price would get with that
-        group added, narrowest first ([] without ``by_inputs``)."""
+        group added (the same text inputs ``texts``), narrowest first ([] without ``by_inputs``)."""
         if not self.by_inputs:
             return []
         out = []
         for group, names in groups.items():
             if group in given:
                 continue
-            answer = self.answer(price, level, subset_key([*given, group]))
+            answer = self.answer(price, level, self.key([*given, group], texts))
             width = (answer["high"] - answer["low"]) / price if price > 0 else 0.0
             out.append(
                 {"group": group, "inputs": list(names), "low": answer["low"], "high": answer["high"],
@@ -108,7 +122,13 @@ def range_from_card(interval: Interval | None) -> PriceRange | None:
         }
         for key, subset in interval.by_inputs.items()
     }
-    return PriceRange(level=level, quantiles=dict(interval.quantiles), method=interval.method, by_inputs=by_inputs)
+    return PriceRange(
+        level=level,
+        quantiles=dict(interval.quantiles),
+        method=interval.method,
+        by_inputs=by_inputs,
+        first_text=interval.first_text,
+    )
 
 
 # --------------------------------------------------------------------------- contributions

@@ -248,3 +248,10 @@ def test_the_first_text_column_alone_is_priced_with_and_without_the_photo(run):
     # the thinner listing is priced worse than the complete one
     assert alone > run["doc"]["models"]["full"]["test"]["rmsle"]
     assert run["doc"]["checks"]["photo_gain_on_first_text_column"] == pytest.approx(first["gain"])
+    # its range: strata of its own, calibrated on the valid rows with the description removed too
+    calibration = run["doc"]["models"]["full"]["interval"]["calibration"]
+    assert calibration["first_text"] == "title"
+    for key in ("text", "metadata+text", "text+image", "metadata+text+image"):
+        assert calibration["by_inputs"][key + "|first_text_only"]["n"] >= run["doc"]["dataset"]["splits"]["valid"]
+    assert all(0 <= first[k]["range_coverage"] <= 1 for k in ("alone", "with_photo"))
+    assert set(run["doc"]["checks"]["first_text_column_range"]) == {"alone", "with_photo"}

@@ -221,3 +221,44 @@ def test_an_older_card_over_the_one_photo_signature_requires_every_input(one_pho
         several = client.post("/v1/predict", json={**as_json(rows[0]), "images": [as_json(rows[0])["image"]]})
         assert several.status_code == 422 and several.json()["detail"].startswith("images: unknown field")
         assert client.get("/v1/model").json()["served"]["optional_inputs"] is False
+
+
+def test_a_title_alone_gets_the_range_calibrated_for_a_title_alone(tiny_model_dir, tmp_path, rows, card) -> None:
+    """The card's `interval.first_text` (the title): a listing whose only text is its title gets
+    the `|first_text_only` quantiles of its subset, one with its description too the subset's,
+    and its `range_if_given` keeps the title-only key. (The tiny valid split has too few rows for
+    quantiles of its own: the card is given some.)"""
+    import math
+    import shutil
+
+    assert card["interval"]["first_text"] == "title" and "text|first_text_only" in card["interval"]["by_inputs"]
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_model_dir / "1", folder / "1")
+    edited = json.loads((folder / "1" / "model_card.json").read_text())
+    level = str(edited["interval"]["level"])
+    subsets = ["text", "metadata+text", "text+image", "metadata+text+image"]
+    by_inputs = {}
+    for i, key in enumerate(subsets):
+        by_inputs[key] = {"n": 100, "quantiles": {level: [-0.1 - 0.01 * i, 0.1 + 0.01 * i]}, "too_few_rows_for": []}
+        by_inputs[key + "|first_text_only"] = {
+            "n": 100, "quantiles": {level: [-0.5 - 0.01 * i, 0.5 + 0.01 * i]}, "too_few_rows_for": []
+        }  # fmt: skip
+    edited["interval"]["by_inputs"] = by_inputs
+    (folder / "1" / "model_card.json").write_text(json.dumps(edited))
+    with TestClient(create_app(make_settings(folder))) as client:
+        wait_ready(client)
+        for groups in (("text",), ("metadata", "text"), ("text", "image")):
+            key = "+".join(groups)
+            dropped = tuple(g for g in ("metadata", "text", "image") if g not in groups)
+            request, _ = left_out(rows[0], card, dropped)
+            title_only = {k: v for k, v in request.items() if k != "description"}
+            for body, suffix in ((request, ""), (title_only, "|first_text_only")):
+                answer = client.post("/v1/predict", json=as_json(body)).json()
+                price, got = answer["price"], answer["range"]
+                q_low, q_high = by_inputs[key + suffix]["quantiles"][level]
+                assert math.isclose(got["low"], round(price * math.exp(q_low), 2), abs_tol=0.011), (key, answer)
+                assert math.isclose(got["high"], round(price * math.exp(q_high), 2), abs_tol=0.011), (key, answer)
+                if "image" not in groups:  # a photo added keeps the title-only key
+                    [photo] = [e for e in answer["range_if_given"] if e["group"] == "image"]
+                    q_photo = by_inputs[key + "+image" + suffix]["quantiles"][level][1]
+                    assert math.isclose(photo["high"], round(price * math.exp(q_photo), 2), abs_tol=0.011)

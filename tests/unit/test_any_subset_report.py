@@ -278,6 +278,20 @@ def test_photo_gain_on_the_first_text_column_at_its_threshold(with_photo, ok):
     assert "photo_gain_on_first_text_column" not in checks(EVALUATION, _table())  # one text column: no line
 
 
+@pytest.mark.parametrize(("coverage", "ok"), [(0.75, True), (0.41, False)])
+def test_the_range_of_the_first_text_column_alone_is_checked(coverage, ok):
+    """A title alone gets a range of its own; its test coverage is checked like a subset's."""
+    table = _with_first_text(0.2)
+    table["first_text_column"]["alone"]["range_coverage"] = coverage
+    c = checks(EVALUATION, table)
+    assert c["first_text_column_range"]["alone"] == {"coverage": coverage, "ok": ok}
+    assert c["first_text_column_range"]["with_photo"]["ok"] is True
+    lines = [(line, good) for line, good in format_checks(c) if line.startswith("the 80% range given only its title")]
+    assert [good for _, good in lines] == [ok, True]
+    assert f"covers {coverage:.3f}" in lines[0][0] and ("OUTSIDE" in lines[0][0]) is not ok
+    assert "and a photo" in lines[1][0]
+
+
 def test_report_says_what_the_photo_adds_to_the_first_text_column():
     doc = _doc()
     doc["any_subset"] = _with_first_text(0.2)

@@ -143,6 +143,14 @@ def any_subset_checks(table: dict[str, Any] | None) -> dict[str, Any]:
             "photo_gain_on_first_text_column": first["gain"],
             "photo_gain_on_first_text_column_min": PHOTO_GAIN_ON_FIRST_TEXT,
             "photo_gain_on_first_text_column_ok": bool(first["gain"] >= PHOTO_GAIN_ON_FIRST_TEXT),
+            # the range of a listing whose only text is that column, without and with the photo
+            "first_text_column_range": {
+                key: {
+                    "coverage": first[key].get("range_coverage"),
+                    "ok": interval.coverage_ok(first[key].get("range_coverage"), level, SUBSET_COVERAGE_TOLERANCE),
+                }
+                for key in ("alone", "with_photo")
+            },
         }
     return {
         **extra,

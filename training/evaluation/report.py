@@ -214,7 +214,18 @@ def _first_text_column_html(first: dict[str, Any] | None) -> str:
         f"{_e(_f(first['alone']['rmsle'], '.4f'))} test RMSLE without the photo and "
         f"{_e(_f(first['with_photo']['rmsle'], '.4f'))} with it: the photo makes it "
         f"<span class='{'ok' if ok else 'bad'}'>{gain:.1%} better</span> (the check asks for at least "
-        f"{PHOTO_GAIN_ON_FIRST_TEXT:.0%}; {_e(first['alone']['n'])} test listings with a {col}).</p>"
+        f"{PHOTO_GAIN_ON_FIRST_TEXT:.0%}; {_e(first['alone']['n'])} test listings with a {col}).{_first_text_range(first)}</p>"
+    )
+
+
+def _first_text_range(first: dict[str, Any]) -> str:
+    """The coverage of the range such a listing gets (its own `|first_text_only` quantiles)."""
+    cov = [first[key].get("range_coverage") for key in ("alone", "with_photo")]
+    if any(c is None for c in cov):
+        return ""
+    return (
+        f" Its range, calibrated on valid listings with the same text removed, covers {cov[0]:.1%} of their "
+        f"test prices without the photo and {cov[1]:.1%} with it."
     )
 
 

@@ -158,6 +158,16 @@ def _any_subset_lines(checks: dict[str, Any]) -> list[tuple[str, bool | None]]:
                 ok,
             )
         )
+    for key, entry in (checks.get("first_text_column_range") or {}).items():
+        ok = bool(entry["ok"])
+        given = f"only its {checks['first_text_column']}" + (" and a photo" if key == "with_photo" else "")
+        out.append(
+            (
+                f"the {level:.0%} range given {given} covers {_f(entry['coverage'], '.3f')} of test prices "
+                f"({'within' if ok else 'OUTSIDE'} {level - tol:.2f}-{level + tol:.2f})",
+                ok,
+            )
+        )
     missing = checks.get("any_subset_not_checked") or []
     if missing:
         out.append(

@@ -18,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.card import subset_key
 from service.api.deps import ServedDep, ServiceState
 from service.api.middleware import request_log
 from service.batcher import BatcherClosed, Outcome
@@ -114,10 +113,12 @@ async def _price(
         given = prepared[item].given
         answer: dict[str, Any] = {"price": round(prices[0], 2), "missing": prepared[item].missing}
         if level is not None and model.price_range is not None:
-            answer["range"] = model.price_range.answer(prices[0], level, subset_key(given))
+            texts = [n for n in schema.inputs_of("text") if prepared[item].row.get(n)]
+            key = model.price_range.key(given, texts)
+            answer["range"] = model.price_range.answer(prices[0], level, key)
             if prepared[item].missing:
                 groups = {g: schema.inputs_of(g) for g in schema.all_groups}
-                answer["range_if_given"] = model.price_range.if_given(prices[0], level, given, groups)
+                answer["range_if_given"] = model.price_range.if_given(prices[0], level, given, groups, texts)
         if occlusion is not None:
             answer["contributions"] = occlusion.contributions(prices, given)
         found = outcomes[plan.starts[item]].neighbours
