@@ -205,6 +205,12 @@ class TrainConfig(Section):
         "is kept as well, so complete listings are learnt as without dropout; at 0.5 an epoch is about "
         "1 + 0.75 x copies times longer); 0: it removes the inputs from the row itself",
     )
+    input_dropout_batch: Literal["fixed", "scaled"] = Field(
+        "fixed",
+        description="with input_dropout_copies: fixed keeps train.batch_size examples per step; scaled grows the "
+        "full model's batch by the copies it adds (x2.5 with 2 copies at 0.5), so every step sees about "
+        "train.batch_size complete rows and an epoch has as many steps as without dropout",
+    )
     max_rows: int = Field(0, description="use only the first N rows of the table (0: all)")
     ablations: Literal["none", "single", "leave-one-out", "all"] = Field(
         "none", description="extra models for the evaluation: none, single, leave-one-out or all"

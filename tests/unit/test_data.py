@@ -233,3 +233,23 @@ def test_several_copies_each_draw_their_own_inputs_to_remove(table, tmp_path):
     assert 3 * 0.35 * len(train) < (~complete).sum() < 3 * 0.65 * len(train)
     incomplete = g[~complete]
     assert incomplete["metadata"].sum() > 0.25 * len(incomplete) and incomplete["text"].sum() > 0.25 * len(incomplete)
+
+
+def test_a_scaled_batch_grows_with_the_copies_so_a_step_keeps_its_complete_rows(table, tmp_path):
+    """train.input_dropout_batch = "scaled": the full model's batch grows by the stream's copies
+    (about train.batch_size complete rows per step, the steps of an epoch as without dropout);
+    "fixed", or a stream without copies (an ablation), keeps train.batch_size."""
+    from training.fit.trainer import batch_size, expected_copies
+
+    path, _ = table
+    cfg = tiny_config(path, tmp_path / "models")
+    cfg.train.batch_size, cfg.train.input_dropout_copies = 32, 2
+    train = load_table(cfg).part("train")
+    cols = [c for c in cfg.feature_columns() if c != "image"]
+    examples = len(train) + 2 * expected_copies(cfg, train, 0.3, cols)
+    assert batch_size(cfg, examples, len(train)) == 32  # fixed, the default
+    cfg.train.input_dropout_batch = "scaled"
+    scaled = batch_size(cfg, examples, len(train))
+    assert scaled == round(32 * examples / len(train)) and 32 < scaled < 3 * 32
+    assert abs(examples / scaled - len(train) / 32) < 1  # as many steps as without the copies
+    assert batch_size(cfg, len(train), len(train)) == 32  # no copies: an ablation keeps its batch

@@ -187,12 +187,13 @@ def shard_dataset(
     cache: str | None = None,
     by_file: bool = False,
     input_dropout: float = 0.0,
+    batch_size: int | None = None,
 ) -> tf.data.Dataset:
     """A batched tf.data pipeline over one split's shards, files read interleaved.
 
     `shift` adds a per-id offset to the log price (the wide path's out-of-fold correction, of the
     complete pattern: input dropout on shards does not switch it per pattern);
-    `input_dropout` as in `training.data.dataset.Stream`;
+    `input_dropout` and `batch_size` (None: train.batch_size) as in `training.data.dataset.Stream`;
     `by_file` asks tf.distribute to give each worker its own files (`AutoShardPolicy.FILE`),
     otherwise every worker reads every file (what validation wants).
     """
@@ -235,7 +236,7 @@ def shard_dataset(
         ds = ds.map(_dropper(cfg, input_dropout), num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         ds = ds.repeat()
-    ds = ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size or cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.FILE if by_file else tf.data.experimental.AutoShardPolicy.OFF

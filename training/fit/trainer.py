@@ -182,7 +182,8 @@ def fit(
     if cl.kind != "default":
         log.info("event=replica_start task=%s weights=%s", cl.label, distributed.fingerprint(model.get_weights()))
     examples = len(train) + t.input_dropout_copies * expected_copies(cfg, train, dropout, list(model.input))
-    steps = math.ceil(examples / t.batch_size)  # global batch: the same steps whatever the workers
+    batch = batch_size(cfg, examples, len(train))
+    steps = math.ceil(examples / batch)  # global batch: the same steps whatever the workers
     with cl.strategy.scope():
         compile_model(cfg, model, steps)
     cols = list(model.input)
@@ -207,6 +208,7 @@ def fit(
             by_file=multi,
             cache=_cache(cfg, cols, cache, "train"),
             input_dropout=dropout,
+            batch_size=batch,
         )
         valid_ds = shard_dataset(cfg, manifest, folder, "valid", False, cols, cache=_cache(cfg, cols, cache, "valid"))
     else:
@@ -222,10 +224,11 @@ def fit(
             repeat=multi,
             input_dropout=dropout,
             shift=shift,
+            batch_size=batch,
         )
         valid_ds = make_dataset(cfg, valid, training=False, **args, cache=_cache(cfg, cols, cache, "valid"))
     (own / "checkpoints").mkdir(exist_ok=True)
-    throughput = Throughput(steps * t.batch_size if multi else examples)
+    throughput = Throughput(steps * batch if multi else examples)
     callbacks = [  # the history row first: an epoch that is backed up is always in history.csv
         keras.callbacks.CSVLogger(str(own / "history.csv"), append=True),
         WorkerBackupAndRestore(str(run_dir / "backup"), writer=cl.is_chief),
@@ -254,7 +257,7 @@ def fit(
         "kind": cl.kind,
         "workers": cl.num_workers,
         "replicas": cl.strategy.num_replicas_in_sync,
-        "global_batch": t.batch_size,
+        "global_batch": batch,
     }
     if cl.is_chief:
         atomic_write_text(run_dir / "history.json", json.dumps(history))
@@ -267,6 +270,16 @@ def fit(
         if chosen is not None:
             history["blend"] = chosen
     return model, history
+
+
+def batch_size(cfg: Config, examples: int, rows: int) -> int:
+    """Examples per step: train.batch_size, or with `train.input_dropout_batch = "scaled"` that
+    times the stream's growth (`examples` for `rows` training rows, the dropout copies included),
+    so a step sees about train.batch_size complete rows."""
+    t = cfg.train
+    if t.input_dropout_batch != "scaled" or rows <= 0 or examples <= rows:
+        return t.batch_size
+    return max(t.batch_size, round(t.batch_size * examples / rows))
 
 
 def expected_copies(cfg: Config, train: pd.DataFrame, rate: float, cols: list[str]) -> int:
