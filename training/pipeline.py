@@ -91,11 +91,27 @@ def train_and_export(cfg: Config, resume: bool = False, run_dir: str | Path | No
         atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
     pre = fit_preprocessing(cfg, train)
     photo_cost = _photo_features(cfg, table, run_dir, shards)
+    done = False
     try:
-        return _train_evaluate_export(cfg, table, pre, run_dir, started, shards, photo_cost)
+        result = _train_evaluate_export(cfg, table, pre, run_dir, started, shards, photo_cost)
+        done = True
+        return result
     finally:
         if cl.is_chief:
-            shutil.rmtree(run_dir / "cache", ignore_errors=True)
+            _clear_cache(run_dir / "cache", keep_photo_features=not done)
+
+
+def _clear_cache(folder: Path, keep_photo_features: bool) -> None:
+    """The run's scratch files, gone when it ends; a run that failed keeps its photo features, which
+    `--resume` reuses (the decoded-photo caches of tf.data are dropped: one may be half written)."""
+    if not keep_photo_features:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for entry in folder.glob("*") if folder.is_dir() else []:
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif not (entry.name.startswith("photo-features-") and entry.suffix == ".npz"):
+            entry.unlink(missing_ok=True)
 
 
 def _photo_features(cfg: Config, table: Table, run_dir: Path, shards: tuple[dict, Path] | None) -> dict | None:
