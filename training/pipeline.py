@@ -28,7 +28,7 @@ from training.export import exporter
 from training.export.card import build_card
 from training.export.comparables import write_index
 from training.export.exporter import update_card
-from training.features.photo import attach_photo_features, frozen_features
+from training.features.photo import attach_photo_features, frozen_features, is_feature_cache
 from training.features.preprocessing import fit_preprocessing
 from training.fit.distributed import current as current_cluster
 from training.fit.distributed import job_run_dir
@@ -110,7 +110,7 @@ def _clear_cache(folder: Path, keep_photo_features: bool) -> None:
     for entry in folder.glob("*") if folder.is_dir() else []:
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
-        elif not (entry.name.startswith("photo-features-") and entry.suffix == ".npz"):
+        elif not is_feature_cache(entry):
             entry.unlink(missing_ok=True)
 
 

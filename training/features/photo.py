@@ -52,8 +52,16 @@ def feature_width(cfg: Config) -> int:
     return 1280  # every EfficientNet-Lite pools its 1280-channel head
 
 
+CACHE_PREFIX, CACHE_SUFFIX = "photo-features-", ".npz"  # the run's feature cache files
+
+
 def _cache_file(cfg: Config, folder: Path) -> Path:
-    return folder / f"photo-features-{cfg.model.image_encoder}-{cfg.model.image_size}.npz"
+    return folder / f"{CACHE_PREFIX}{cfg.model.image_encoder}-{cfg.model.image_size}{CACHE_SUFFIX}"
+
+
+def is_feature_cache(path: Path) -> bool:
+    """Is `path` a file `attach_photo_features` writes (kept by a failed run for --resume)?"""
+    return path.is_file() and path.name.startswith(CACHE_PREFIX) and path.name.endswith(CACHE_SUFFIX)
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray]:
