@@ -211,6 +211,14 @@ class TrainConfig(Section):
         "full model's batch by the copies it adds (x2.5 with 2 copies at 0.5), so every step sees about "
         "train.batch_size complete rows and an epoch has as many steps as without dropout",
     )
+    partial_epochs: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="with input dropout: after the main fit, this many more epochs for the incomplete listings' "
+        "head alone (the layers named *_partial), everything the complete listings use frozen; the best epoch "
+        "on the valid split with each incomplete subset removed in turn is kept (0: off)",
+    )
     max_rows: int = Field(0, description="use only the first N rows of the table (0: all)")
     ablations: Literal["none", "single", "leave-one-out", "all"] = Field(
         "none", description="extra models for the evaluation: none, single, leave-one-out or all"

@@ -31,6 +31,8 @@ from training.data.subsets import given, group_columns
 from training.features.photo import frozen_features
 from training.features.preprocessing import Preprocessing
 from training.fit import distributed
+from training.fit.partial import fit_partial
+from training.fit.quirks import known_end_of_data
 from training.fit.wide import fit_blend, init_wide_from_ridge
 from training.model.head import build_model
 from training.model.inputs import MODALITIES
@@ -241,16 +243,18 @@ def fit(
         EpochLog(label, t.epochs),
     ]
     started = time.time()
-    hist = model.fit(
-        train_ds,
-        validation_data=valid_ds,
-        epochs=t.epochs,
-        callbacks=callbacks,
-        verbose=0,
-        steps_per_epoch=steps if multi else None,
-    )
+    with known_end_of_data(steps if multi else None):
+        hist = model.fit(
+            train_ds,
+            validation_data=valid_ds,
+            epochs=t.epochs,
+            callbacks=callbacks,
+            verbose=0,
+            steps_per_epoch=steps if multi else None,
+        )
     history = _full_history(own, hist.history)
     history["seconds"] = time.time() - started
+    _second_phase(cfg, model, label, (train_ds, valid, steps), cl, history)
     history["best_epoch"] = int(np.argmin(history["val_log_rmse"])) + 1 if history.get("val_log_rmse") else 0
     history["examples_per_second"] = throughput.rates
     history["strategy"] = {
@@ -270,6 +274,24 @@ def fit(
         if chosen is not None:
             history["blend"] = chosen
     return model, history
+
+
+def _second_phase(cfg: Config, model: keras.Model, label: str, data: tuple, cl, history: dict) -> None:
+    """train.partial_epochs (training/fit/partial.py) for the full model, on the main fit's stream
+    (`data`: the stream, the valid rows, the steps per epoch), compiled in the strategy's scope;
+    its figures go into `history["partial"]`."""
+    if label != "full" or cfg.train.partial_epochs <= 0:
+        return
+    train_ds, valid, steps = data
+
+    def recompile(cfg: Config, model: keras.Model, steps: int) -> None:
+        with cl.strategy.scope():
+            compile_model(cfg, model, steps)
+
+    extra = {"steps_per_epoch": steps} if cl.multi_worker else {}
+    partial = fit_partial(cfg, model, train_ds, valid, recompile, steps, **extra)
+    if partial is not None:
+        history["partial"] = partial
 
 
 def batch_size(cfg: Config, examples: int, rows: int) -> int:
