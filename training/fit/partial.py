@@ -74,11 +74,12 @@ def fit_partial(
     valid: pd.DataFrame,
     compile_model,
     steps: int,
+    callbacks: list | None = None,
     **fit_args,
 ) -> dict | None:
     """Train the partial path alone for `train.partial_epochs` more epochs of `train_ds` (the main
     fit's stream). `compile_model(cfg, model, steps)` compiles it (a new optimiser, the same
-    schedule); `fit_args` go to `model.fit` (steps_per_epoch of a repeated stream). Returns the
+    schedule); `callbacks` join the fit's (the trainer's epoch log); `fit_args` go to `model.fit` (steps_per_epoch of a repeated stream). Returns the
     figures, or None when there is nothing to do."""
     epochs = cfg.train.partial_epochs
     layers = partial_layers(model)
@@ -96,18 +97,15 @@ def fit_partial(
     start = float(model.evaluate(valid_ds, verbose=0, return_dict=True)["log_rmse"])
     keep = _KeepBest(variables, start)
 
-    class _Log(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            log.info(
-                "event=partial_epoch epoch=%d/%d loss=%.4f val_any_subset_log_rmse=%.4f",
-                epoch + 1,
-                epochs,
-                (logs or {}).get("loss", float("nan")),
-                (logs or {}).get("val_log_rmse", float("nan")),
-            )
-
     with known_end_of_data(fit_args.get("steps_per_epoch")):
-        model.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=[keep, _Log()], verbose=0, **fit_args)
+        model.fit(
+            train_ds,
+            validation_data=valid_ds,
+            epochs=epochs,
+            callbacks=[keep, *(callbacks or [])],
+            verbose=0,
+            **fit_args,
+        )
     for layer in leaves:
         layer.trainable = was[id(layer)]
     out = {

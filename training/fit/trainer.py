@@ -289,7 +289,8 @@ def _second_phase(cfg: Config, model: keras.Model, label: str, data: tuple, cl, 
             compile_model(cfg, model, steps)
 
     extra = {"steps_per_epoch": steps} if cl.multi_worker else {}
-    partial = fit_partial(cfg, model, train_ds, valid, recompile, steps, **extra)
+    epochs = EpochLog("full-partial-head", cfg.train.partial_epochs)  # the main fit's epoch line, reused
+    partial = fit_partial(cfg, model, train_ds, valid, recompile, steps, callbacks=[epochs], **extra)
     if partial is not None:
         history["partial"] = partial
 
