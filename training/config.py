@@ -219,6 +219,14 @@ class TrainConfig(Section):
         "head alone (the layers named *_partial), everything the complete listings use frozen; the best epoch "
         "on the valid split with each incomplete subset removed in turn is kept (0: off)",
     )
+    partial_copies: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="with partial_epochs: the second phase's stream is this many input-dropout copies of each "
+        "training row, only those that removed a group (the complete rows, which the incomplete listings' head "
+        "never sees, are left out); 0: the main fit's stream",
+    )
     max_rows: int = Field(0, description="use only the first N rows of the table (0: all)")
     ablations: Literal["none", "single", "leave-one-out", "all"] = Field(
         "none", description="extra models for the evaluation: none, single, leave-one-out or all"

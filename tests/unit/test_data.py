@@ -235,6 +235,31 @@ def test_several_copies_each_draw_their_own_inputs_to_remove(table, tmp_path):
     assert incomplete["metadata"].sum() > 0.25 * len(incomplete) and incomplete["text"].sum() > 0.25 * len(incomplete)
 
 
+def test_the_second_phase_stream_holds_the_incomplete_copies_alone(table, tmp_path):
+    """train.partial_copies: the partial head's own stream, `copies` draws of each row with no
+    row as it is and no copy that removed nothing (the partial head never sees complete rows);
+    about as many incomplete examples as expected_copies says per draw."""
+    from training.data.dataset import make_dataset
+    from training.data.subsets import given
+    from training.fit.trainer import expected_copies
+
+    path, _ = table
+    cfg = tiny_config(path, tmp_path / "models")
+    train = load_table(cfg).part("train")
+    cols = [c for c in cfg.feature_columns() if c != "image"]
+    ds = make_dataset(
+        cfg, train, training=True, columns=cols, input_dropout=0.3, batch_size=10_000, copies=4, copies_only=True
+    )
+    x, y, weight = next(iter(ds))
+    rows = pd.DataFrame({c: x[c].numpy().astype(str) if x[c].dtype == "string" else x[c].numpy() for c in cols})
+    g = given(cfg, rows.assign(image=""))[["metadata", "text"]]
+    assert not g.all(axis=1).any() and g.any(axis=1).all()  # every example incomplete, none empty
+    expected = 4 * expected_copies(cfg, train, 0.3, cols)
+    assert 0.8 * expected < len(rows) < 1.2 * expected
+    assert g["metadata"].sum() > 0.25 * len(g) and g["text"].sum() > 0.25 * len(g)
+    assert len(y) == len(weight) == len(rows)
+
+
 def test_a_scaled_batch_grows_with_the_copies_so_a_step_keeps_its_complete_rows(table, tmp_path):
     """train.input_dropout_batch = "scaled": the full model's batch grows by the stream's copies
     (about train.batch_size complete rows per step, the steps of an epoch as without dropout);

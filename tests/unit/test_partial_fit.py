@@ -3,6 +3,8 @@ on, the complete listings' prices do not move, and the best epoch (or the start)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tests.support.tiny import tiny_config
@@ -12,7 +14,7 @@ from training.data.table import load_table
 from training.evaluation.scoring import predict_log
 from training.features.preprocessing import fit_preprocessing
 from training.fit.partial import fit_partial, partial_layers
-from training.fit.trainer import compile_model, fit
+from training.fit.trainer import compile_model, expected_copies, fit
 
 
 def test_second_phase_trains_the_partial_path_alone_and_keeps_its_best(tiny_dataset, tmp_path):
@@ -51,3 +53,19 @@ def test_second_phase_is_off_without_a_partial_head(tiny_dataset, tmp_path):
     train, valid = table.part("train"), table.part("valid")
     model, history = fit(cfg, train, valid, fit_preprocessing(cfg, train), tmp_path / "run")
     assert "partial" not in history and partial_layers(model) == []
+
+
+def test_the_trainer_runs_the_second_phase_on_its_own_stream_of_copies(tiny_dataset, tmp_path):
+    """train.partial_copies: the second phase runs in `fit` on a stream of incomplete copies alone,
+    its epochs as many as asked, each as many steps as the expected incomplete copies fill."""
+    cfg = tiny_config(tiny_dataset, tmp_path, partial_epochs=2, partial_copies=3)
+    table = load_table(cfg)
+    train, valid = table.part("train"), table.part("valid")
+    model, history = fit(cfg, train, valid, fit_preprocessing(cfg, train), tmp_path / "run")
+    assert history["partial"]["epochs"] == 2 and 0 <= history["partial"]["best_epoch"] <= 2
+    stream = history["partial"]["stream"]
+    copies = 3 * expected_copies(cfg, train, cfg.train.input_dropout, list(model.input))
+    assert stream["copies"] == 3 and stream["steps_per_epoch"] == math.ceil(copies / cfg.train.batch_size)
+    assert (
+        history["partial"]["valid_any_subset_log_rmse_after"] <= history["partial"]["valid_any_subset_log_rmse_before"]
+    )

@@ -77,7 +77,8 @@ class Stream:
     own sharding is switched off), and `repeat` makes the training stream endless, so that every
     worker runs the same number of steps per epoch. `batch_size` None: train.batch_size.
     `input_dropout` (training) removes each input group of a row with that chance, at least one
-    kept (`drop_inputs`); `shift` [rows, 3] are the log-price offsets of the wide path's patterns
+    kept (`drop_inputs`), in `copies` copies of each row (None: train.input_dropout_copies), after
+    the row itself unless `copies_only`; `shift` [rows, 3] are the log-price offsets of the wide path's patterns
     (metadata + text, metadata, text) added to a row's target for the pattern it is left with.
     """
 
@@ -91,6 +92,8 @@ class Stream:
     repeat: bool = False
     input_dropout: float = 0.0
     shift: np.ndarray | None = None
+    copies: int | None = None
+    copies_only: bool = False
 
 
 def make_dataset(cfg: Config, df: pd.DataFrame, training: bool, **options: Any) -> tf.data.Dataset:
@@ -102,8 +105,9 @@ def stream(cfg: Config, df: pd.DataFrame, s: Stream) -> tf.data.Dataset:
     """A batched, prefetched tf.data pipeline over `df`, as `s` says."""
     ds = _slices(cfg, df, s)
     ds = _cached(cfg, df, ds, s) if s.cache else _streamed(cfg, df, ds, s)
-    if s.training and s.input_dropout > 0 and cfg.train.input_dropout_copies > 0:
-        ds = _with_copies(cfg, ds, s.input_dropout, cfg.train.input_dropout_copies)
+    copies = cfg.train.input_dropout_copies if s.copies is None else s.copies
+    if s.training and s.input_dropout > 0 and copies > 0:
+        ds = _with_copies(cfg, ds, s.input_dropout, copies, keep_rows=not s.copies_only)
     elif s.training and (s.input_dropout > 0 or s.shift is not None):
         ds = ds.map(_dropper(cfg, s.input_dropout), num_parallel_calls=tf.data.AUTOTUNE)
     if s.repeat:
@@ -286,20 +290,21 @@ def _drop_text_columns(
     return x
 
 
-def _with_copies(cfg: Config, ds: tf.data.Dataset, rate: float, copies: int = 1) -> tf.data.Dataset:
+def _with_copies(
+    cfg: Config, ds: tf.data.Dataset, rate: float, copies: int = 1, keep_rows: bool = True
+) -> tf.data.Dataset:
     """Every example as it is, followed by `copies` copies with input dropout (each its own draw),
     those that removed a group: the complete listings are learnt as without dropout, the subsets
     on top of them. Each example carries a weight in the loss: 1 for the rows as they are,
     train.input_dropout_weight for the copies (their errors are several times larger and would
-    otherwise drive the shared network)."""
-    whole = _dropper(cfg, 0.0, flag=True)
+    otherwise drive the shared network). Without `keep_rows`, the incomplete copies alone."""
+    as_is = _dropper(cfg, 0.0, flag=True)
     parts = [_dropper(cfg, rate, flag=True, draw=i) for i in range(copies)]
     weight = float(cfg.train.input_dropout_weight)
 
     def both(x, *y):
-        a = whole(x, *y)
-        a = (*a[:-1], tf.constant(1.0), tf.constant(True))  # the complete example is always kept
-        out = [a]
+        a = as_is(x, *y)
+        out = [(*a[:-1], tf.constant(1.0), tf.constant(True))] if keep_rows else []  # kept as it is
         for part in parts:
             b = part(x, *y)
             out.append((*b[:-1], tf.constant(weight), b[-1]))

@@ -254,7 +254,9 @@ def fit(
         )
     history = _full_history(own, hist.history)
     history["seconds"] = time.time() - started
-    _second_phase(cfg, model, label, (train_ds, valid, steps), cl, history)
+    own_stream = label == "full" and not multi and shards is None  # the shards and workers keep theirs
+    second = _partial_stream(cfg, model, train, (cache, shift, batch)) if own_stream else None
+    _second_phase(cfg, model, label, (*(second or (train_ds, steps)), valid, second is not None), cl, history)
     history["best_epoch"] = int(np.argmin(history["val_log_rmse"])) + 1 if history.get("val_log_rmse") else 0
     history["examples_per_second"] = throughput.rates
     history["strategy"] = {
@@ -276,13 +278,40 @@ def fit(
     return model, history
 
 
+def _partial_stream(cfg: Config, model: keras.Model, train: pd.DataFrame, main: tuple) -> tuple | None:
+    """The second phase's own stream (train.partial_copies): that many input-dropout copies of
+    each training row, the incomplete ones alone, in the main fit's batches (`main`: the cache
+    folder, the wide shifts, the batch size); with its steps per epoch. None: the main fit's
+    stream serves (no partial copies or no partial epochs)."""
+    t = cfg.train
+    if t.partial_copies <= 0 or t.partial_epochs <= 0 or t.input_dropout <= 0:
+        return None
+    folder, shift, batch = main
+    cols = list(model.input)
+    examples = t.partial_copies * expected_copies(cfg, train, t.input_dropout, cols)
+    ds = make_dataset(
+        cfg,
+        train,
+        training=True,
+        columns=cols,
+        cache=_cache(cfg, cols, folder, "train-partial"),
+        input_dropout=t.input_dropout,
+        shift=shift,
+        batch_size=batch,
+        copies=t.partial_copies,
+        copies_only=True,
+    )
+    return ds, math.ceil(max(examples, 1) / batch)
+
+
 def _second_phase(cfg: Config, model: keras.Model, label: str, data: tuple, cl, history: dict) -> None:
     """train.partial_epochs (training/fit/partial.py) for the full model, on the main fit's stream
-    (`data`: the stream, the valid rows, the steps per epoch), compiled in the strategy's scope;
+    or its own (`data`: the stream, its steps per epoch, the valid rows, whether it is its own),
+    compiled in the strategy's scope;
     its figures go into `history["partial"]`."""
     if label != "full" or cfg.train.partial_epochs <= 0:
         return
-    train_ds, valid, steps = data
+    train_ds, steps, valid, own = data
 
     def recompile(cfg: Config, model: keras.Model, steps: int) -> None:
         with cl.strategy.scope():
@@ -292,6 +321,7 @@ def _second_phase(cfg: Config, model: keras.Model, label: str, data: tuple, cl, 
     epochs = EpochLog("full-partial-head", cfg.train.partial_epochs)  # the main fit's epoch line, reused
     partial = fit_partial(cfg, model, train_ds, valid, recompile, steps, callbacks=[epochs], **extra)
     if partial is not None:
+        partial["stream"] = {"copies": cfg.train.partial_copies if own else 0, "steps_per_epoch": steps}
         history["partial"] = partial
 
 
