@@ -227,6 +227,13 @@ class TrainConfig(Section):
         "training row, only those that removed a group (the complete rows, which the incomplete listings' head "
         "never sees, are left out); 0: the main fit's stream",
     )
+    partial_text_column_dropout: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="with partial_copies: train.text_column_dropout in the second phase's stream (None: the same "
+        "as the main fit's)",
+    )
     max_rows: int = Field(0, description="use only the first N rows of the table (0: all)")
     ablations: Literal["none", "single", "leave-one-out", "all"] = Field(
         "none", description="extra models for the evaluation: none, single, leave-one-out or all"

@@ -260,6 +260,31 @@ def test_the_second_phase_stream_holds_the_incomplete_copies_alone(table, tmp_pa
     assert len(y) == len(weight) == len(rows)
 
 
+def test_the_second_phase_stream_takes_its_own_text_column_rate(table, tmp_path):
+    """train.partial_text_column_dropout = 0: the second phase's copies that kept their text keep
+    every text column, while the main fit's copies (text_column_dropout 0.7) lose some."""
+    from types import SimpleNamespace
+
+    from training.fit.trainer import _partial_stream
+
+    path, _ = table
+    cfg = tiny_config(path, tmp_path / "models", partial_epochs=1, partial_copies=3, text_column_dropout=0.7)
+    train = load_table(cfg).part("train")
+    train = train[(train["title"] != "") & (train["description"] != "")]
+    model = SimpleNamespace(input={c: None for c in cfg.feature_columns() if c != "image"})
+
+    def text_kept(cfg):
+        ds, _steps = _partial_stream(cfg, model, train, (tmp_path, None, 10_000))
+        x = next(iter(ds))[0]
+        title, description = x["title"].numpy() != b"", x["description"].numpy() != b""
+        with_text = title | description
+        return (title & description)[with_text].mean()
+
+    assert text_kept(cfg) < 0.8  # the main fit's rate: many copies lost a column
+    cfg.train.partial_text_column_dropout = 0.0
+    assert text_kept(cfg) == 1.0
+
+
 def test_a_scaled_batch_grows_with_the_copies_so_a_step_keeps_its_complete_rows(table, tmp_path):
     """train.input_dropout_batch = "scaled": the full model's batch grows by the stream's copies
     (about train.batch_size complete rows per step, the steps of an epoch as without dropout);

@@ -281,7 +281,8 @@ def fit(
 def _partial_stream(cfg: Config, model: keras.Model, train: pd.DataFrame, main: tuple) -> tuple | None:
     """The second phase's own stream (train.partial_copies): that many input-dropout copies of
     each training row, the incomplete ones alone, in the main fit's batches (`main`: the cache
-    folder, the wide shifts, the batch size); with its steps per epoch. None: the main fit's
+    folder, the wide shifts, the batch size), with train.partial_text_column_dropout if it is
+    set; with its steps per epoch. None: the main fit's
     stream serves (no partial copies or no partial epochs)."""
     t = cfg.train
     if t.partial_copies <= 0 or t.partial_epochs <= 0 or t.input_dropout <= 0:
@@ -289,6 +290,10 @@ def _partial_stream(cfg: Config, model: keras.Model, train: pd.DataFrame, main: 
     folder, shift, batch = main
     cols = list(model.input)
     examples = t.partial_copies * expected_copies(cfg, train, t.input_dropout, cols)
+    if t.partial_text_column_dropout is not None:  # the stream's own text-column rate
+        cfg = cfg.model_copy(
+            update={"train": t.model_copy(update={"text_column_dropout": t.partial_text_column_dropout})}
+        )
     ds = make_dataset(
         cfg,
         train,
