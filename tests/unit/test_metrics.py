@@ -121,3 +121,33 @@ def test_bootstrap_sees_a_real_gap_and_not_a_tiny_one():
     # the same seed gives the same intervals; too few rows give none
     assert bootstrap_rmsle(y, preds, reference="full", n_boot=500) == b
     assert bootstrap_rmsle(y[:1], {"full": y[:1]}, reference="full") == {}
+
+
+def test_the_comparables_lines_say_when_a_check_fails():
+    """The printed summary flags a missed comparables check in its words, as OUTSIDE and NOT do
+    elsewhere: "MORE than 1.25", "FEWER than 80%"."""
+    from training.evaluation.checks import checks
+    from training.evaluation.summary import format_checks
+
+    def lines(knn_rmsle: float, share: float) -> dict[str, bool]:
+        evaluation = {
+            "full": {"kind": "model", "test": {"rmsle": 0.2}},
+            "comparables": {
+                "kind": "knn",
+                "k": 5,
+                "test": {"rmsle": knn_rmsle},
+                "relevance": {"share_same": share, "column": "category"},
+            },
+        }
+        return dict(format_checks(checks(evaluation)))
+
+    good = lines(0.24, 0.9)
+    assert good == {
+        "the 5 comparables' weighted median price scores 0.2400 test RMSLE, 1.200 x the full model's (at most 1.25)": True,
+        "90% of the top 5 comparables share the test listing's category (at least 80%)": True,
+    }
+    bad = lines(0.26, 0.7)
+    assert bad == {
+        "the 5 comparables' weighted median price scores 0.2600 test RMSLE, 1.300 x the full model's (MORE than 1.25)": False,
+        "70% of the top 5 comparables share the test listing's category (FEWER than 80%)": False,
+    }

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from training.evaluation.checks import COMPARABLES_MAX_RATIO, COMPARABLES_MIN_RELEVANCE
 from training.evaluation.checks import checks as compute_checks
 
 METRICS = (
@@ -196,20 +197,22 @@ def _comparables_lines(checks: dict[str, Any]) -> list[tuple[str, bool]]:
     if "comparables_rmsle" not in checks:
         return []
     k, ratio = checks.get("comparables_k"), checks.get("comparables_over_full")
+    close = bool(checks["comparables_close_to_full"])
     out = [
         (
             f"the {k} comparables' weighted median price scores {_f(checks['comparables_rmsle'], '.4f')} test RMSLE, "
-            f"{_f(ratio, '.3f')} x the full model's (at most 1.25)",
-            bool(checks["comparables_close_to_full"]),
+            f"{_f(ratio, '.3f')} x the full model's ({'at most' if close else 'MORE than'} {COMPARABLES_MAX_RATIO:g})",
+            close,
         )
     ]
     if "comparables_relevance" in checks:
-        share = checks["comparables_relevance"]
+        share, relevant = checks["comparables_relevance"], bool(checks["comparables_relevant"])
         out.append(
             (
                 f"{share:.0%} of the top {k} comparables share the test listing's "
-                f"{checks['comparables_relevance_column']} (at least 80%)",
-                bool(checks["comparables_relevant"]),
+                f"{checks['comparables_relevance_column']} ({'at least' if relevant else 'FEWER than'} "
+                f"{COMPARABLES_MIN_RELEVANCE:.0%})",
+                relevant,
             )
         )
     return out
