@@ -40,8 +40,12 @@ if CALL == "signature":
     signature = loaded.signatures["serving_default"]
 else:
     layer = keras.layers.TFSMLayer(str(VERSION), call_endpoint="serve")
-    inputs = {
-        s["name"]: keras.Input(shape=(), dtype="float32" if s["role"] == "numeric" else "string", name=s["name"])
+    inputs = {  # a card's photo input with max_photos takes that many slots per row
+        s["name"]: keras.Input(
+            shape=(s["max_photos"],) if s.get("max_photos") else (),
+            dtype="float32" if s["role"] == "numeric" else "string",
+            name=s["name"],
+        )
         for s in INPUTS
     }
     model = keras.Model(inputs, layer(inputs))
