@@ -274,7 +274,7 @@ def test_the_second_phase_stream_takes_its_own_text_column_rate(table, tmp_path)
     model = SimpleNamespace(input={c: None for c in cfg.feature_columns() if c != "image"})
 
     def text_kept(cfg):
-        ds, _steps = _partial_stream(cfg, model, train, (tmp_path, None, 10_000))
+        ds, _steps, _copies = _partial_stream(cfg, model, train, (tmp_path, None, 10_000))
         x = next(iter(ds))[0]
         title, description = x["title"].numpy() != b"", x["description"].numpy() != b""
         with_text = title | description

@@ -303,8 +303,10 @@ def _with_copies(
     weight = float(cfg.train.input_dropout_weight)
 
     def both(x, *y):
-        a = as_is(x, *y)
-        out = [(*a[:-1], tf.constant(1.0), tf.constant(True))] if keep_rows else []  # kept as it is
+        out = []
+        if keep_rows:  # the example as it is, always kept
+            a = as_is(x, *y)
+            out.append((*a[:-1], tf.constant(1.0), tf.constant(True)))
         for part in parts:
             b = part(x, *y)
             out.append((*b[:-1], tf.constant(weight), b[-1]))

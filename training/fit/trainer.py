@@ -254,9 +254,8 @@ def fit(
         )
     history = _full_history(own, hist.history)
     history["seconds"] = time.time() - started
-    own_stream = label == "full" and not multi and shards is None  # the shards and workers keep theirs
-    second = _partial_stream(cfg, model, train, (cache, shift, batch)) if own_stream else None
-    _second_phase(cfg, model, label, (*(second or (train_ds, steps)), valid, second is not None), cl, history)
+    phase_two = None if multi or shards is not None else (cache, shift, batch)  # shards, workers: the main stream
+    _second_phase(cfg, model, label, ((train_ds, steps, 0), phase_two), (train, valid), cl, history)
     history["best_epoch"] = int(np.argmin(history["val_log_rmse"])) + 1 if history.get("val_log_rmse") else 0
     history["examples_per_second"] = throughput.rates
     history["strategy"] = {
@@ -282,10 +281,9 @@ def _partial_stream(cfg: Config, model: keras.Model, train: pd.DataFrame, main: 
     """The second phase's own stream (train.partial_copies): that many input-dropout copies of
     each training row, the incomplete ones alone, in the main fit's batches (`main`: the cache
     folder, the wide shifts, the batch size), with train.partial_text_column_dropout if it is
-    set; with its steps per epoch. None: the main fit's
-    stream serves (no partial copies or no partial epochs)."""
+    set; as (stream, steps per epoch, copies). None: the main fit's stream serves."""
     t = cfg.train
-    if t.partial_copies <= 0 or t.partial_epochs <= 0 or t.input_dropout <= 0:
+    if t.partial_copies <= 0 or t.input_dropout <= 0:
         return None
     folder, shift, batch = main
     cols = list(model.input)
@@ -306,17 +304,19 @@ def _partial_stream(cfg: Config, model: keras.Model, train: pd.DataFrame, main: 
         copies=t.partial_copies,
         copies_only=True,
     )
-    return ds, math.ceil(max(examples, 1) / batch)
+    return ds, math.ceil(max(examples, 1) / batch), t.partial_copies
 
 
-def _second_phase(cfg: Config, model: keras.Model, label: str, data: tuple, cl, history: dict) -> None:
-    """train.partial_epochs (training/fit/partial.py) for the full model, on the main fit's stream
-    or its own (`data`: the stream, its steps per epoch, the valid rows, whether it is its own),
-    compiled in the strategy's scope;
-    its figures go into `history["partial"]`."""
+def _second_phase(cfg: Config, model: keras.Model, label: str, streams: tuple, rows: tuple, cl, history: dict) -> None:
+    """train.partial_epochs (training/fit/partial.py) for the full model, on its own stream
+    (`_partial_stream`, from `streams[1]`: the cache folder, the wide shifts, the batch size; None
+    keeps the main one) or the main fit's (`streams[0]`: the stream, its steps per epoch, 0),
+    compiled in the strategy's scope; `rows`: the train and valid frames. Its figures go into
+    `history["partial"]`."""
     if label != "full" or cfg.train.partial_epochs <= 0:
         return
-    train_ds, steps, valid, own = data
+    (train, valid), (main, own) = rows, streams
+    train_ds, steps, copies = (_partial_stream(cfg, model, train, own) if own is not None else None) or main
 
     def recompile(cfg: Config, model: keras.Model, steps: int) -> None:
         with cl.strategy.scope():
@@ -326,7 +326,7 @@ def _second_phase(cfg: Config, model: keras.Model, label: str, data: tuple, cl, 
     epochs = EpochLog("full-partial-head", cfg.train.partial_epochs)  # the main fit's epoch line, reused
     partial = fit_partial(cfg, model, train_ds, valid, recompile, steps, callbacks=[epochs], **extra)
     if partial is not None:
-        partial["stream"] = {"copies": cfg.train.partial_copies if own else 0, "steps_per_epoch": steps}
+        partial["stream"] = {"copies": copies, "steps_per_epoch": steps}
         history["partial"] = partial
 
 
