@@ -20,6 +20,12 @@ from training.fit import launch
 
 pytestmark = pytest.mark.slow
 
+# Epochs of the one-process vs two-worker comparison. At 3 the two workers scored 1-6% worse in
+# every paired run (CI: +5.5%, over the 5% allowed): a model still far from converged follows
+# the order of its batches. At 8 (1,200 listings, 2026-12-02): +1.4%, -1.3%, +1.2% in three
+# pairs, about 25 s longer per pair.
+COMPARED_EPOCHS = 8
+
 
 def _weights(log: str) -> str:
     return re.search(r"event=replica_start task=\S+ weights=(\w+)", log).group(1)
@@ -31,7 +37,7 @@ def test_two_workers_reading_shards_match_one_process_rmsle(small_dataset, tmp_p
     from training.pipeline import train_and_export
 
     two, one = tmp_path / "two", tmp_path / "one"
-    sets = small_sets(small_dataset, two / "models", "two", epochs=3)
+    sets = small_sets(small_dataset, two / "models", "two", epochs=COMPARED_EPOCHS)
     cfg = load(SYNTHETIC_CONFIG, sets)
     manifest = write_shards(cfg, 4, two / "shards")  # 2 train files per worker (AutoShardPolicy.FILE)
     args = train_args(sets + [f"data.shards={str(manifest)!r}"], "--run-dir", str(two / "runs" / "job"))
@@ -65,14 +71,16 @@ def test_two_workers_reading_shards_match_one_process_rmsle(small_dataset, tmp_p
     assert "event=worker_done task=worker-1" in w1 and "event=exported" not in w1
     assert [p.name for p in (two / "models" / "two").iterdir()] == ["1"]  # only the chief exported
     card = json.loads((two / "models" / "two" / "1" / "model_card.json").read_text())
-    assert card["training"]["epochs"] == 3
+    assert card["training"]["epochs"] == COMPARED_EPOCHS
     two_rmsle = card["metrics"]["test"]["rmsle"]
 
     one.mkdir()
     cwd = os.getcwd()
     os.chdir(one)
     try:  # the one-process run: same recipe, global batch and seed, read from the table
-        result = train_and_export(load(SYNTHETIC_CONFIG, small_sets(small_dataset, one / "models", "one", epochs=3)))
+        result = train_and_export(
+            load(SYNTHETIC_CONFIG, small_sets(small_dataset, one / "models", "one", epochs=COMPARED_EPOCHS))
+        )
     finally:
         os.chdir(cwd)
     one_rmsle = result["metrics"]["rmsle"]
